@@ -1,0 +1,155 @@
+"""Numba settings for every mlpfast kernel, kept in one place.
+
+Kernels never call ``numba.njit`` directly: they use :func:`kernel` (serial) or
+:func:`parallel_kernel` from this module, so the flag set, caching and the cache
+location are decided here once.
+
+Caching
+-------
+Numba keys a cached function on the SHA-256 of *its own* source file only, so an
+edit to a helper in another kernel module would leave stale machine code behind
+(``NUMBA_NOTES.md``).  mlpfast installs its own cache locator for files under
+``mlpfast/_kernels``: the source stamp is a hash of *all* kernel modules, so any
+kernel edit recompiles every kernel, and the directory is the first writable one of
+
+1. ``$NUMBA_CACHE_DIR/mlpfast`` when the user set ``NUMBA_CACHE_DIR``;
+2. ``mlpfast/_kernels/__pycache__`` (a normal, writable install);
+3. ``$MLPFAST_CACHE_DIR`` or the user cache directory (``~/.cache/mlpfast``),
+   for read-only installs;
+4. a per-user directory under the system temp dir.
+
+If none is writable, caching is switched off (kernels still work, they just
+compile in every process) instead of failing at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numba
+from numba.core import caching as _numba_caching
+
+# ``fastmath`` without ``nnan``/``ninf``: same speed as ``fastmath=True`` on our
+# loops, but ``np.isnan``/``np.isfinite`` still work (NUMBA_NOTES.md), which the
+# divergence checks rely on.
+FASTMATH = {"reassoc", "contract", "nsz", "arcp", "afn"}
+
+KERNEL_DIR = Path(__file__).resolve().parent / "_kernels"
+
+
+def _kernel_sources_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(KERNEL_DIR.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=directory).close()
+        return True
+    except OSError:
+        return False
+
+
+def _cache_candidates() -> list[Path]:
+    candidates = []
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        candidates.append(Path(os.environ["NUMBA_CACHE_DIR"]) / "mlpfast")
+    candidates.append(KERNEL_DIR / "__pycache__")
+    if os.environ.get("MLPFAST_CACHE_DIR"):
+        candidates.append(Path(os.environ["MLPFAST_CACHE_DIR"]))
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    candidates.append(Path(xdg) / "mlpfast")
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    candidates.append(Path(tempfile.gettempdir()) / f"mlpfast-cache-{uid}")
+    return candidates
+
+
+def _choose_cache_dir() -> Path | None:
+    for candidate in _cache_candidates():
+        if _writable(candidate):
+            return candidate
+    return None
+
+
+SOURCE_STAMP = _kernel_sources_hash()
+CACHE_DIR: Path | None = _choose_cache_dir()
+CACHE = CACHE_DIR is not None
+
+
+class _KernelCacheLocator(getattr(_numba_caching, "CacheLocator", None)
+                          or _numba_caching._CacheLocator):
+    """Cache locator for mlpfast's kernel modules (see the module docstring)."""
+
+    def __init__(self, py_func, py_file):
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+
+    def ensure_cache_path(self):
+        # The directory was checked for writability when it was chosen.
+        os.makedirs(self.get_cache_path(), exist_ok=True)
+
+    def get_cache_path(self):
+        return str(CACHE_DIR)
+
+    def get_source_stamp(self):
+        return SOURCE_STAMP
+
+    def get_disambiguator(self):
+        return str(self._lineno)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if CACHE_DIR is None:
+            return None
+        try:
+            if Path(py_file).resolve().parent != KERNEL_DIR:
+                return None
+        except OSError:
+            return None
+        return cls(py_func, py_file)
+
+
+# numba >= 0.60 names it CacheImpl (earlier _CacheImpl); either way, ours goes first.
+_cache_impl = getattr(_numba_caching, "CacheImpl", None) or _numba_caching._CacheImpl
+if _KernelCacheLocator not in _cache_impl._locator_classes:
+    _cache_impl._locator_classes.insert(0, _KernelCacheLocator)
+
+
+def kernel(*args, **flags):
+    """``numba.njit`` with mlpfast's flags: cached, GIL released, fastmath set."""
+    options = {"cache": CACHE, "nogil": True, "fastmath": FASTMATH, "error_model": "numpy"}
+    options.update(flags)
+    if args and callable(args[0]):
+        return numba.njit(**options)(args[0])
+    return numba.njit(*args, **options)
+
+
+def parallel_kernel(*args, **flags):
+    """:func:`kernel` with ``parallel=True``: the only place ``prange`` may appear."""
+    flags.setdefault("parallel", True)
+    return kernel(*args, **flags)
+
+
+def exact_kernel(*args, **flags):
+    """:func:`kernel` without fastmath: for the drop-in trainer, whose numbers must
+    match numpy's to 1e-9 relative, so no reassociation or FMA contraction."""
+    flags.setdefault("fastmath", False)
+    return kernel(*args, **flags)
+
+
+def describe_cache() -> str:
+    if CACHE_DIR is None:
+        return "disabled (no writable cache directory found)"
+    return str(CACHE_DIR)
+
+
+def python_info() -> str:
+    return sys.version.split()[0]

@@ -1,0 +1,142 @@
+"""mlpfast's one threading policy: Numba owns the threads, BLAS runs single-threaded.
+
+Why: numba's ``np.dot`` calls scipy's OpenBLAS, which has its own thread pool.
+OpenMP threads and OpenBLAS threads spin-wait against each other: a GEMM + prange
+ReLU layer took 8,463 us with omp + 2 BLAS threads against 148 us with omp + 1
+BLAS thread on 2 cores (NUMBA_NOTES.md).  So while an mlpfast kernel runs, every
+BLAS library in the process is capped at one thread and the parallelism comes
+from splitting minibatch rows (training) or samples (inference) across Numba's
+threads, each calling single-threaded BLAS on its block.  The caps are restored
+when the call returns, so the user's own numpy/scipy code keeps its threads.
+
+``n_threads`` (Network, estimators) sets how many Numba threads a call uses;
+``numba.set_num_threads`` is set and restored around each call.
+
+Fork safety: GNU OpenMP aborts a child process forked after the parent used it
+("fork() called from a process already using GNU OpenMP").  In such a child
+mlpfast runs every kernel on its serial path (no parallel region is entered), so
+``multiprocessing`` with the fork start method works, single-threaded per child,
+with a one-time ``RuntimeWarning``.  For parallel children use the ``spawn`` or
+``forkserver`` start method, or joblib's default ``loky`` backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import warnings
+
+import numba
+
+_forked_from_omp = False
+_warned_fork = False
+_blas_controller = None
+# BLAS caps are process-wide: the first of several concurrent kernel calls (from
+# different Python threads) sets them, the last one out restores them.
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved: list[int] = []
+
+
+def _after_fork_in_child():
+    global _forked_from_omp
+    from numba.np.ufunc import parallel
+
+    if getattr(parallel, "_is_initialized", False) and threading_layer() == "omp":
+        _forked_from_omp = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def threading_layer() -> str:
+    """Numba's threading layer ('omp', 'tbb', 'workqueue'), or 'not started'."""
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        return "not started"
+
+
+def max_threads() -> int:
+    """The most threads a kernel may use (``NUMBA_NUM_THREADS``, read at import)."""
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def check_n_threads(n_threads) -> int:
+    if n_threads is None:
+        return max_threads()
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int,)) and not (
+            hasattr(n_threads, "__index__")):
+        raise TypeError(f"n_threads must be an int or None, got {type(n_threads).__name__}")
+    n_threads = int(n_threads)
+    if n_threads == -1:
+        return max_threads()
+    if not 1 <= n_threads <= max_threads():
+        raise ValueError(
+            f"n_threads must be between 1 and {max_threads()} (NUMBA_NUM_THREADS), or -1 "
+            f"for all of them; got {n_threads}")
+    return n_threads
+
+
+def usable_threads(n_threads: int) -> int:
+    """``n_threads``, or 1 in a child forked after OpenMP started (see module doc)."""
+    global _warned_fork
+    if _forked_from_omp and n_threads > 1:
+        if not _warned_fork:
+            warnings.warn(
+                "mlpfast is running in a process forked after OpenMP started; it uses one "
+                "thread here (OpenMP cannot run in such a child). Use the 'spawn' or "
+                "'forkserver' start method, or joblib's loky backend, for parallel children.",
+                RuntimeWarning, stacklevel=3)
+            _warned_fork = True
+        return 1
+    return n_threads
+
+
+def _controller():
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        # numba's BLAS is scipy's: load it before looking, or it is not capped.
+        import scipy.linalg.cython_blas  # noqa: F401
+
+        _blas_controller = ThreadpoolController().select(user_api="blas")
+    return _blas_controller
+
+
+def _cap_blas():
+    global _blas_users, _blas_saved
+    with _blas_lock:
+        if _blas_users == 0:
+            controllers = _controller().lib_controllers
+            _blas_saved = [c.num_threads for c in controllers]
+            for c, n in zip(controllers, _blas_saved):
+                if n != 1:
+                    c.set_num_threads(1)
+        _blas_users += 1
+
+
+def _release_blas():
+    global _blas_users
+    with _blas_lock:
+        _blas_users -= 1
+        if _blas_users == 0:
+            for c, n in zip(_controller().lib_controllers, _blas_saved):
+                if n != 1:
+                    c.set_num_threads(n)
+
+
+@contextlib.contextmanager
+def kernel_threads(n_threads: int):
+    """Run the enclosed kernels with ``n_threads`` Numba threads and 1-thread BLAS."""
+    previous = numba.get_num_threads()  # thread-local in numba
+    _cap_blas()
+    numba.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+        _release_blas()

@@ -1,0 +1,429 @@
+"""``Network``: owns the flat parameter buffer and calls the compiled kernels."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections import namedtuple
+
+import numpy as np
+
+from . import _threads
+from ._kernels import train as _train
+from ._kernels.activations import ACTIVATIONS, CANONICAL_NAMES, HIDDEN_ACTIVATIONS, \
+    SOFTMAX
+from ._kernels.activations import EXP as _EXP
+from ._kernels.losses import KIND_ACTIVATION, LOSSES, output_loss
+from ._kernels.optimizers import OPTIMIZERS, STATE_ROWS
+from ._kernels.optimizers import N_COEFS as _N_OPT_COEFS
+from ._kernels.predict import forward_rows
+from ._layout import Layout
+from ._validation import check_choice, check_positive_float, check_positive_int, \
+    check_sample_weight, check_targets, check_X
+
+Gradients = namedtuple("Gradients", "flat coefs intercepts")
+Gradients.__doc__ = """Gradients of the mean loss: the flat buffer and per-layer views into it."""
+
+# Rows per chunk of the inference pass: a block of every layer stays in cache.
+PREDICT_CHUNK = 256
+# A kernel call should take about this long, so Ctrl-C and progress reports are
+# handled promptly while per-call overhead stays negligible.
+TARGET_CALL_SECONDS = 0.2
+# The update is worth splitting across threads above this many parameters.
+PARALLEL_UPDATE_PARAMS = 1 << 15
+# A minibatch is split across threads only above this many FLOPs.
+PARALLEL_MIN_FLOPS = 2_000_000
+
+_RELU_FAMILY = {"relu", "leaky_relu", "elu", "softplus"}
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a NaN or infinite loss or parameter."""
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training diverged and was stopped (``on_divergence='warn'``)."""
+
+
+def _check_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dt}")
+    return dt
+
+
+def _output_kind_check(loss: str, activations: tuple[str, ...]) -> None:
+    out = ACTIVATIONS[activations[-1]]
+    required = KIND_ACTIVATION[LOSSES[loss].kind]
+    if required is not None and out != required:
+        raise ValueError(
+            f"loss {loss!r} needs a {CANONICAL_NAMES[required]!r} output layer (they are "
+            f"fused for numerical stability); the last activation is {activations[-1]!r}")
+    if required is None and out in (SOFTMAX, _EXP):
+        raise ValueError(f"a {activations[-1]!r} output layer needs the "
+                         f"{'categorical_crossentropy' if out == SOFTMAX else 'poisson'} loss, "
+                         f"not {loss!r}")
+
+
+class Network:
+    """A multilayer perceptron trained by compiled kernels.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Widths from input to output, e.g. ``[2, 4, 3, 1]``.
+    activations : sequence of str, or str
+        One activation per layer after the input: ``identity``, ``relu``,
+        ``leaky_relu`` (slope 0.01), ``sigmoid`` (alias ``logistic``), ``tanh``,
+        ``elu``, ``softplus``; ``softmax`` (output only, with categorical
+        cross-entropy) and ``exp`` (output only, with poisson).  A single string
+        applies to every layer.
+    loss : str
+        ``mse`` (mean over all elements of (y - yhat)^2), ``binary_crossentropy``
+        (mean over all elements; sigmoid output), ``categorical_crossentropy``
+        (mean over samples of -sum y log p; softmax output; y one-hot or integer
+        labels), ``poisson`` (exp output).
+    dtype : {'float32', 'float64'}
+    seed : int or None
+        Seeds the initialisation (He normal for ReLU-like layers, Glorot uniform
+        otherwise; zero biases) and, unless ``fit`` gets its own, the shuffles.
+    n_threads : int or None
+        Threads a call may use; None or -1 for all (``NUMBA_NUM_THREADS``).
+
+    Attributes
+    ----------
+    params : ndarray
+        The flat parameter buffer; ``coefs[k]`` (n_in, n_out) and
+        ``intercepts[k]`` (n_out,) are views into it.
+    history : list of float
+        Mean training loss of every epoch trained so far.
+    """
+
+    def __init__(self, layer_sizes, activations, loss, dtype="float32", seed=None,
+                 n_threads=None):
+        sizes = self._check_sizes(layer_sizes)
+        n_layers = len(sizes) - 1
+        if isinstance(activations, str):
+            activations = [activations] * n_layers
+        activations = tuple(activations) if not isinstance(activations, tuple) else activations
+        if len(activations) != n_layers:
+            raise ValueError(f"{n_layers} layers need {n_layers} activations, got "
+                             f"{len(activations)}")
+        for k, name in enumerate(activations):
+            check_choice(name, f"activation (layer {k + 1})", ACTIVATIONS)
+            if k < n_layers - 1 and name not in HIDDEN_ACTIVATIONS:
+                raise ValueError(f"{name!r} can only be the output activation (layer "
+                                 f"{k + 1} of {n_layers} is hidden)")
+        check_choice(loss, "loss", LOSSES)
+        _output_kind_check(loss, activations)
+        if seed is not None:
+            seed = check_positive_int(seed, "seed", minimum=0)
+
+        self.layer_sizes = sizes
+        self.activations = activations
+        self.loss_name = loss
+        self.dtype = _check_dtype(dtype)
+        self.seed = seed
+        self.n_threads = n_threads
+        self._layout = Layout(sizes, tuple(ACTIVATIONS[a] for a in activations))
+        self._spec = LOSSES[loss]
+        self.params = np.zeros(self._layout.n_params, dtype=self.dtype)
+        self._grads = np.zeros((1, self._layout.n_params), dtype=self.dtype)
+        self._state = np.zeros((0, self._layout.n_params), dtype=self.dtype)
+        self._optimizer = None
+        self._counters = np.zeros(_train.N_COUNTERS, dtype=np.int64)
+        self._shuffle_seed = None
+        self.history: list[float] = []
+        self._bind_views()
+        self.initialize(seed)
+
+    # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _check_sizes(layer_sizes) -> tuple[int, ...]:
+        if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+            raise TypeError("layer_sizes must be a sequence of ints such as [2, 4, 3, 1]")
+        if len(layer_sizes) < 2:
+            raise ValueError("layer_sizes needs at least an input and an output size, e.g. "
+                             "[2, 1]")
+        return tuple(check_positive_int(s, f"layer_sizes[{i}]")
+                     for i, s in enumerate(layer_sizes))
+
+    def _bind_views(self):
+        self.coefs = self._layout.weight_views(self.params)
+        self.intercepts = self._layout.bias_views(self.params)
+
+    def initialize(self, seed=None):
+        """(Re)draw the weights: He normal after ReLU-like layers, Glorot uniform
+        otherwise; biases zero.  Resets optimizer state and the training position."""
+        rng = np.random.default_rng(seed)
+        for k, (w, b) in enumerate(zip(self.coefs, self.intercepts)):
+            n_in, n_out = w.shape
+            if self.activations[k] in _RELU_FAMILY:
+                w[...] = rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)
+            else:
+                limit = np.sqrt(6.0 / (n_in + n_out))
+                w[...] = rng.uniform(-limit, limit, (n_in, n_out))
+            b[...] = 0
+        self._state = np.zeros((0, self._layout.n_params), dtype=self.dtype)
+        self._optimizer = None
+        self._counters[:] = 0
+        self.history = []
+
+    @property
+    def n_threads(self) -> int:
+        """Threads the kernels use (1..NUMBA_NUM_THREADS)."""
+        return self._n_threads
+
+    @n_threads.setter
+    def n_threads(self, value):
+        self._n_threads = _threads.check_n_threads(value)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layer_sizes[-1]
+
+    @property
+    def epochs_trained(self) -> int:
+        return int(self._counters[_train.EPOCH])
+
+    def __repr__(self):
+        return (f"Network({list(self.layer_sizes)}, {list(self.activations)}, "
+                f"{self.loss_name!r}, dtype={self.dtype.name!r})")
+
+    # --------------------------------------------------------------- inference
+    def _forward(self, X, activate_output: bool) -> np.ndarray:
+        n = X.shape[0]
+        threads = _threads.usable_threads(self._n_threads)
+        n_blocks = max(1, min(threads, n // PREDICT_CHUNK))
+        chunk = min(PREDICT_CHUNK, n)
+        table = self._layout.table(chunk)
+        acts = np.empty((n_blocks, chunk * self._layout.act_width), dtype=self.dtype)
+        out = np.empty((n, self.n_outputs), dtype=self.dtype)
+        with _threads.kernel_threads(threads):
+            forward_rows(X, self.params, table, acts, out, chunk, activate_output)
+        return out
+
+    def forward(self, X) -> np.ndarray:
+        """The network's output (after the output activation) for each row of X."""
+        X = check_X(X, self.layer_sizes[0], self.dtype)
+        return self._forward(X, True)
+
+    predict = forward
+
+    def loss(self, X, y, sample_weight=None) -> float:
+        """The mean loss over (X, y), in this network's loss convention."""
+        X, Y, w = self._check_data(X, y, sample_weight)
+        logits = self._forward(X, False)
+        use_w = w is not None
+        weights = w if use_w else np.empty(0, self.dtype)
+        scratch = np.empty((1, self.n_outputs), dtype=self.dtype)
+        total = output_loss(logits, Y, weights, use_w, self._spec.kind,
+                            self._layout.codes[-1], scratch)
+        loss_scale, _ = self._spec.scales(self.n_outputs)
+        return loss_scale * total / (float(w.sum()) if use_w else X.shape[0])
+
+    # ------------------------------------------------------------------ training
+    def _check_data(self, X, y, sample_weight):
+        X = check_X(X, self.layer_sizes[0], self.dtype)
+        Y = check_targets(y, self.loss_name, self.n_outputs, X.shape[0], self.dtype)
+        w = check_sample_weight(sample_weight, X.shape[0], self.dtype)
+        return X, Y, w
+
+    def _workspace(self, capacity: int, n_features: int, n_outputs: int, blocks: int):
+        return _train.Workspace(
+            acts=np.empty(capacity * self._layout.act_width, dtype=self.dtype),
+            deltas=np.empty(capacity * self._layout.act_width, dtype=self.dtype),
+            xbuf=np.empty((capacity, n_features), dtype=self.dtype),
+            ybuf=np.empty((capacity, n_outputs), dtype=self.dtype),
+            wbuf=np.ones(capacity, dtype=self.dtype),
+            perm=np.empty(0, dtype=np.int64),
+            block_losses=np.zeros(2 * max(blocks, 1), dtype=np.float64),
+        )
+
+    def _grad_buffer(self, blocks: int) -> np.ndarray:
+        if self._grads.shape[0] < blocks:
+            self._grads = np.zeros((blocks, self._layout.n_params), dtype=self.dtype)
+        return self._grads
+
+    def _blocks_for(self, batch: int, threads: int) -> int:
+        flops = 6 * batch * sum(a * b for a, b in zip(self.layer_sizes[:-1],
+                                                      self.layer_sizes[1:]))
+        if threads <= 1 or flops < PARALLEL_MIN_FLOPS:
+            return 1
+        return max(1, min(threads, batch // _train.MIN_BLOCK_ROWS))
+
+    def gradients(self, X, y, sample_weight=None) -> Gradients:
+        """Gradients of :meth:`loss` over the whole of (X, y) at the current parameters.
+
+        Returns the flat gradient buffer (same layout as ``params``) with per-layer
+        views; :meth:`update` applies it.
+        """
+        X, Y, w = self._check_data(X, y, sample_weight)
+        n = X.shape[0]
+        threads = _threads.usable_threads(self._n_threads)
+        blocks = self._blocks_for(n, threads)
+        grads = self._grad_buffer(blocks)
+        model = _train.Model(self.params, grads, self._state[:0], np.empty((1, 0), self.dtype),
+                             self._layout.table(n))
+        ws = self._workspace(n, 0, 0, blocks)
+        config, coefs = self._config(n, blocks, 1, shuffle=False, seed=0, optimizer="sgd",
+                                     use_weights=w is not None, hyper={})
+        data = _train.Data(X, Y, w if w is not None else np.empty(0, self.dtype))
+        with _threads.kernel_threads(threads):
+            _, _, parts = _train.gradient_pass(data, model, ws, config, coefs, 0, n, False)
+        if parts > 1:
+            grads[0] = grads[:parts].sum(axis=0)
+        flat = grads[0]
+        return Gradients(flat, self._layout.weight_views(flat), self._layout.bias_views(flat))
+
+    def update(self, lr) -> None:
+        """One plain gradient-descent step with the last :meth:`gradients`: p -= lr g."""
+        lr = check_positive_float(lr, "lr")
+        self.params -= self.dtype.type(lr) * self._grads[0]
+
+    def _config(self, batch, blocks, chunks, *, shuffle, seed, optimizer, use_weights, hyper):
+        config = np.zeros(_train.N_CONFIG, dtype=np.int64)
+        config[_train.BATCH_SIZE] = batch
+        config[_train.N_BLOCKS] = blocks
+        config[_train.UPDATE_CHUNKS] = chunks
+        config[_train.SHUFFLE] = int(shuffle)
+        config[_train.SEED] = seed
+        config[_train.LOSS_KIND] = self._spec.kind
+        config[_train.OPTIMIZER] = OPTIMIZERS[optimizer]
+        config[_train.SCHEDULE] = _train.SCHEDULES[hyper.get("lr_schedule", "constant")]
+        config[_train.USE_WEIGHTS] = int(use_weights)
+        coefs = np.zeros(_train.N_COEFS, dtype=np.float64)
+        loss_scale, grad_scale = self._spec.scales(self.n_outputs)
+        coefs[_train.LOSS_SCALE] = loss_scale
+        coefs[_train.GRAD_SCALE] = grad_scale
+        from ._kernels import optimizers as opt
+
+        assert _N_OPT_COEFS == opt.N_COEFS
+        coefs[opt.LR] = hyper.get("lr", 0.0)
+        coefs[opt.L2] = hyper.get("alpha", 0.0)
+        coefs[opt.MU] = hyper.get("momentum", 0.0)
+        coefs[opt.BETA1] = hyper.get("beta_1", 0.9)
+        coefs[opt.BETA2] = hyper.get("beta_2", 0.999)
+        coefs[opt.EPSILON] = hyper.get("epsilon", 1e-8)
+        coefs[_train.POWER_T] = hyper.get("power_t", 0.5)
+        return config, coefs
+
+    def fit(self, X, y, *, epochs=1, batch_size=32, lr=0.01, shuffle=True, seed=None,
+            optimizer="sgd", momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+            alpha=0.0, lr_schedule="constant", power_t=0.5, sample_weight=None,
+            on_divergence="raise", callback=None) -> np.ndarray:
+        """Train with minibatches; return the mean training loss of each epoch.
+
+        Continues from the current parameters, optimizer state and training
+        position (call :meth:`initialize` to start over).
+
+        Parameters
+        ----------
+        epochs, batch_size : int
+            Passes over the data and rows per step (the last batch may be smaller).
+        lr : float
+            Learning rate (> 0).
+        shuffle : bool
+            Reshuffle the rows every epoch.  The order of epoch ``e`` depends only on
+            the shuffle seed and ``e``, so a resumed fit sees the same order.
+        seed : int, optional
+            Shuffle seed; default: the network's ``seed``, else a random one drawn once.
+        optimizer : {'sgd', 'momentum', 'nesterov', 'adam'}
+            Plain SGD by default; ``momentum``, ``beta_1``, ``beta_2``, ``epsilon``
+            configure the others (scikit-learn's formulas).
+        alpha : float
+            L2 penalty ``alpha * ||W||^2 / (2 * batch weight)`` on the weights.
+        lr_schedule : {'constant', 'invscaling'}
+            ``invscaling``: ``lr / (samples seen + 1) ** power_t`` from the 2nd epoch.
+        sample_weight : array of shape (n_samples,), optional
+        on_divergence : {'raise', 'warn'}
+            What happens when a loss or parameter becomes NaN/inf: the parameters of
+            the last finite epoch are restored, then :class:`DivergenceError` is
+            raised or a :class:`DivergenceWarning` issued.
+        callback : callable, optional
+            Called as ``callback(epochs_done, losses_so_far)`` after each kernel call.
+        """
+        X, Y, w = self._check_data(X, y, sample_weight)
+        epochs = check_positive_int(epochs, "epochs", minimum=0)
+        batch = min(check_positive_int(batch_size, "batch_size"), X.shape[0])
+        lr = check_positive_float(lr, "lr")
+        check_choice(optimizer, "optimizer", OPTIMIZERS)
+        check_choice(lr_schedule, "lr_schedule", _train.SCHEDULES)
+        check_choice(on_divergence, "on_divergence", ("raise", "warn"))
+        hyper = dict(lr=lr, alpha=check_positive_float(alpha, "alpha", allow_zero=True),
+                     momentum=check_positive_float(momentum, "momentum", allow_zero=True),
+                     beta_1=check_positive_float(beta_1, "beta_1", allow_zero=True),
+                     beta_2=check_positive_float(beta_2, "beta_2", allow_zero=True),
+                     epsilon=check_positive_float(epsilon, "epsilon"),
+                     lr_schedule=lr_schedule,
+                     power_t=check_positive_float(power_t, "power_t", allow_zero=True))
+        for name in ("momentum", "beta_1", "beta_2"):
+            if hyper[name] >= 1:
+                raise ValueError(f"{name} must be < 1, got {hyper[name]}")
+        if seed is not None:
+            self._shuffle_seed = check_positive_int(seed, "seed", minimum=0)
+        elif self._shuffle_seed is None:
+            self._shuffle_seed = (self.seed if self.seed is not None
+                                  else int(np.random.default_rng().integers(2**62)))
+        if self._optimizer != optimizer:
+            self._state = np.zeros((STATE_ROWS[OPTIMIZERS[optimizer]], self._layout.n_params),
+                                   dtype=self.dtype)
+            self._optimizer = optimizer
+        return self._run_epochs(X, Y, w, epochs, batch, shuffle, optimizer, hyper,
+                                on_divergence, callback)
+
+    def _run_epochs(self, X, Y, w, epochs, batch, shuffle, optimizer, hyper, on_divergence,
+                    callback):
+        n = X.shape[0]
+        threads = _threads.usable_threads(self._n_threads)
+        blocks = self._blocks_for(batch, threads)
+        chunks = threads if self._layout.n_params >= PARALLEL_UPDATE_PARAMS else 1
+        grads = self._grad_buffer(blocks)
+        backup = np.empty((1 + self._state.shape[0], self._layout.n_params), dtype=self.dtype)
+        model = _train.Model(self.params, grads, self._state, backup, self._layout.table(batch))
+        ws = self._workspace(batch, X.shape[1], Y.shape[1], max(blocks, chunks))
+        if shuffle and n > batch:
+            ws = ws._replace(perm=np.empty(n, dtype=np.int64))
+        config, coefs = self._config(batch, blocks, chunks, shuffle=shuffle,
+                                     seed=self._shuffle_seed, optimizer=optimizer,
+                                     use_weights=w is not None, hyper=hyper)
+        data = _train.Data(X, Y, w if w is not None else np.empty(0, self.dtype))
+        losses = np.empty(epochs, dtype=np.float64)
+        flops = 6 * n * sum(a * b for a, b in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        seconds_per_epoch = flops / 5e9 + 1e-6  # a first guess; measured after each call
+        done = 0
+        try:
+            while done < epochs:
+                step = int(min(epochs - done, max(1, TARGET_CALL_SECONDS // seconds_per_epoch)))
+                config[_train.N_EPOCHS] = step
+                started = time.perf_counter()
+                with _threads.kernel_threads(threads):
+                    completed, status = _train.train_epochs(data, model, ws, config, coefs,
+                                                            self._counters,
+                                                            losses[done:done + step])
+                self.history.extend(losses[done:done + completed].tolist())
+                done += completed
+                if status == _train.DIVERGED:
+                    self._diverged(done, hyper["lr"], on_divergence)
+                    return losses[:done]
+                seconds_per_epoch = max((time.perf_counter() - started) / step, 1e-7)
+                if callback is not None:
+                    callback(done, losses[:done])
+        except KeyboardInterrupt:
+            warnings.warn(f"training interrupted after {done} of {epochs} epochs; the "
+                          f"network holds the parameters of the last completed epoch",
+                          RuntimeWarning, stacklevel=3)
+            return losses[:done]
+        return losses
+
+    def _diverged(self, done, lr, on_divergence):
+        epoch = self.epochs_trained + 1
+        message = (f"training diverged in epoch {epoch} (a loss or parameter became NaN or "
+                   f"infinite); the parameters from the end of epoch {epoch - 1} were "
+                   f"restored. Try a lower learning rate than {lr:g}.")
+        if on_divergence == "raise":
+            raise DivergenceError(message)
+        warnings.warn(message, DivergenceWarning, stacklevel=4)

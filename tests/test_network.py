@@ -1,0 +1,225 @@
+"""Network against the plain-numpy oracle: forward, loss, gradients, training."""
+
+import numpy as np
+import pytest
+from conftest import circles
+from oracle import network_forward, network_loss, numeric_gradient
+
+import mlpfast
+from mlpfast import Network
+
+HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "elu", "softplus"]
+# (output activation, loss) pairs the Network accepts.
+OUTPUTS = [("identity", "mse"), ("sigmoid", "mse"), ("tanh", "mse"),
+           ("sigmoid", "binary_crossentropy"), ("softmax", "categorical_crossentropy"),
+           ("exp", "poisson")]
+
+
+def targets(loss, n, m, rng):
+    if loss == "categorical_crossentropy":
+        return np.eye(m)[rng.integers(0, m, n)]
+    if loss == "binary_crossentropy":
+        return (rng.random((n, m)) < 0.5).astype(float)
+    if loss == "poisson":
+        return rng.poisson(1.0, (n, m)).astype(float)
+    return rng.standard_normal((n, m))
+
+
+def make(sizes, hidden, out, loss, dtype="float64", seed=0):
+    acts = [hidden] * (len(sizes) - 2) + [out]
+    return Network(sizes, acts, loss, dtype=dtype, seed=seed)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("out,loss", OUTPUTS)
+def test_forward_and_loss_match_oracle(out, loss, dtype, rng):
+    for hidden in HIDDEN:
+        net = make([3, 5, 4, 3], hidden, out, loss, dtype)
+        for W, b in zip(net.coefs, net.intercepts):  # non-zero biases exercise the bias add
+            b[...] = rng.standard_normal(b.shape) * 0.3
+        X = rng.standard_normal((300, 3))
+        Y = targets(loss, 300, 3, rng)
+        acts = [hidden, hidden, out]
+        expected = network_forward(net.coefs, net.intercepts, acts, X)
+        tol = 1e-12 if dtype == "float64" else 2e-5
+        got = net.forward(X)
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, expected, rtol=tol * 10, atol=tol)
+        assert net.loss(X, Y) == pytest.approx(
+            network_loss(net.coefs, net.intercepts, acts, loss, X, Y), rel=tol * 10, abs=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("out,loss", OUTPUTS)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_gradients_match_finite_differences(hidden, out, loss, dtype, rng):
+    net = make([3, 4, 2], hidden, out, loss, dtype, seed=1)
+    for b in net.intercepts:
+        b[...] = rng.standard_normal(b.shape) * 0.3
+    X = rng.standard_normal((40, 3))
+    Y = targets(loss, 40, 2, rng)
+    acts = [hidden, out]
+    fd_W, fd_b = numeric_gradient(net.coefs, net.intercepts, acts, loss, X, Y)
+    grads = net.gradients(X, Y)
+    assert grads.flat.dtype == np.dtype(dtype)
+    tol = 1e-6 if dtype == "float64" else 2e-3
+    for got, want in zip(grads.coefs + grads.intercepts, fd_W + fd_b):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_gradient_layout_is_the_parameter_layout(rng):
+    net = make([4, 6, 3], "tanh", "softmax", "categorical_crossentropy")
+    X, Y = rng.standard_normal((50, 4)), np.eye(3)[rng.integers(0, 3, 50)]
+    g = net.gradients(X, Y)
+    assert g.flat.shape == net.params.shape
+    for view, w in zip(g.coefs, net.coefs):
+        assert view.shape == w.shape and np.shares_memory(view, g.flat)
+    for view, b in zip(g.intercepts, net.intercepts):
+        assert view.shape == b.shape and np.shares_memory(view, g.flat)
+
+
+def test_update_is_plain_gradient_descent(rng):
+    net = make([3, 5, 1], "relu", "identity", "mse")
+    X, Y = rng.standard_normal((64, 3)), rng.standard_normal((64, 1))
+    before = net.params.copy()
+    g = net.gradients(X, Y).flat.copy()
+    net.update(0.1)
+    np.testing.assert_allclose(net.params, before - 0.1 * g, rtol=1e-14)
+    assert net.loss(X, Y) < network_loss(
+        net._layout.weight_views(before), net._layout.bias_views(before),
+        ["relu", "identity"], "mse", X, Y)
+
+
+def test_views_share_the_flat_buffer():
+    net = make([2, 3, 1], "relu", "sigmoid", "binary_crossentropy")
+    net.coefs[0][0, 0] = 7.0
+    net.intercepts[1][0] = -3.0
+    assert 7.0 in net.params and -3.0 in net.params
+    assert all(np.shares_memory(w, net.params) for w in net.coefs + net.intercepts)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fit_full_batch_equals_repeated_gradient_steps(dtype, rng):
+    """One epoch with one batch is exactly gradients() + update()."""
+    X, Y = rng.standard_normal((100, 3)), rng.standard_normal((100, 2))
+    a = make([3, 8, 2], "tanh", "identity", "mse", dtype)
+    b = make([3, 8, 2], "tanh", "identity", "mse", dtype)
+    losses = a.fit(X, Y, epochs=5, batch_size=100, lr=0.05)
+    expected = []
+    for _ in range(5):
+        expected.append(b.loss(X, Y))
+        b.gradients(X, Y)
+        b.update(0.05)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(losses, expected, rtol=tol)
+    np.testing.assert_allclose(a.params, b.params, rtol=tol, atol=tol)
+
+
+def test_minibatch_sgd_matches_oracle_steps(rng):
+    """Unshuffled minibatches: each step is the oracle's gradient on that slice."""
+    X, Y = rng.standard_normal((50, 3)), (rng.random((50, 1)) < 0.5).astype(float)
+    net = make([3, 4, 1], "relu", "sigmoid", "binary_crossentropy")
+    ref = make([3, 4, 1], "relu", "sigmoid", "binary_crossentropy")
+    net.fit(X, Y, epochs=2, batch_size=16, lr=0.3, shuffle=False)
+    for _ in range(2):
+        for start in range(0, 50, 16):
+            ref.gradients(X[start:start + 16], Y[start:start + 16])
+            ref.update(0.3)
+    np.testing.assert_allclose(net.params, ref.params, rtol=1e-12, atol=1e-14)
+
+
+def test_float32_agrees_with_float64(rng):
+    X, y = circles(600)
+    nets = {dt: make([2, 16, 8, 1], "relu", "sigmoid", "binary_crossentropy", dt, seed=3)
+            for dt in ("float32", "float64")}
+    losses = {dt: net.fit(X, y, epochs=20, batch_size=50, lr=0.3, seed=1)
+              for dt, net in nets.items()}
+    np.testing.assert_allclose(losses["float32"], losses["float64"], rtol=2e-3)
+    np.testing.assert_allclose(nets["float32"].params, nets["float64"].params, rtol=1e-2,
+                               atol=1e-3)
+
+
+def test_fit_reaches_95_percent_on_the_tutorial_circles():
+    X, y = circles(1000)
+    net = Network([2, 16, 8, 1], ["relu", "relu", "sigmoid"], "binary_crossentropy", seed=0)
+    losses = net.fit(X, y, epochs=100, batch_size=32, lr=0.3)
+    assert losses[-1] < losses[0] / 4
+    accuracy = ((net.predict(X)[:, 0] > 0.5) == y).mean()
+    assert accuracy >= 0.95
+
+
+def test_categorical_accepts_integer_labels_and_one_hot(rng):
+    X = rng.standard_normal((120, 4))
+    labels = rng.integers(0, 3, 120)
+    a = make([4, 6, 3], "relu", "softmax", "categorical_crossentropy")
+    b = make([4, 6, 3], "relu", "softmax", "categorical_crossentropy")
+    assert a.loss(X, labels) == b.loss(X, np.eye(3)[labels])
+    np.testing.assert_array_equal(a.fit(X, labels, epochs=3, seed=0),
+                                  b.fit(X, np.eye(3)[labels], epochs=3, seed=0))
+
+
+def test_sample_weight_is_a_weighted_mean(rng):
+    X, Y = rng.standard_normal((30, 2)), rng.standard_normal((30, 1))
+    w = rng.random(30)
+    net = make([2, 3, 1], "tanh", "identity", "mse")
+    assert net.loss(X, Y, sample_weight=w) == pytest.approx(
+        network_loss(net.coefs, net.intercepts, ["tanh", "identity"], "mse", X, Y, w))
+    # Integer weights act like repeated rows.
+    reps = rng.integers(1, 4, 30)
+    g_weighted = net.gradients(X, Y, sample_weight=reps).flat.copy()
+    g_repeated = net.gradients(np.repeat(X, reps, 0), np.repeat(Y, reps, 0)).flat
+    np.testing.assert_allclose(g_weighted, g_repeated, rtol=1e-12, atol=1e-14)
+
+
+def test_same_seed_same_threads_is_bitwise_reproducible():
+    X, y = circles(2000)
+    runs = []
+    for _ in range(2):
+        net = Network([2, 64, 64, 1], ["relu", "relu", "sigmoid"], "binary_crossentropy",
+                      dtype="float64", seed=5)
+        runs.append((net.fit(X, y, epochs=3, batch_size=256, lr=0.1, seed=9), net.params))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_resumed_fit_equals_uninterrupted_fit():
+    X, y = circles(500)
+    a = make([2, 8, 1], "relu", "sigmoid", "binary_crossentropy", seed=2)
+    b = make([2, 8, 1], "relu", "sigmoid", "binary_crossentropy", seed=2)
+    full = a.fit(X, y, epochs=5, batch_size=64, lr=0.2, seed=4)
+    part = np.concatenate([b.fit(X, y, epochs=2, batch_size=64, lr=0.2, seed=4),
+                           b.fit(X, y, epochs=3, batch_size=64, lr=0.2)])
+    np.testing.assert_array_equal(full, part)
+    np.testing.assert_array_equal(a.params, b.params)
+    assert a.history == b.history and b.epochs_trained == 5
+
+
+def test_thread_counts_agree_within_tolerance():
+    if mlpfast._threads.max_threads() < 2:
+        pytest.skip("needs 2 threads")
+    X = np.random.default_rng(0).standard_normal((4096, 64))
+    y = (X[:, :3].sum(axis=1) > 0).astype(float)
+    results = []
+    for threads in (1, 2):
+        net = Network([64, 128, 64, 1], ["relu", "relu", "sigmoid"], "binary_crossentropy",
+                      dtype="float64", seed=0, n_threads=threads)
+        results.append((net.fit(X, y, epochs=2, batch_size=512, lr=0.05, seed=0), net))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-10)
+    np.testing.assert_allclose(results[0][1].params, results[1][1].params, rtol=1e-8,
+                               atol=1e-12)
+    # predict splits rows over threads: identical rows give identical outputs.
+    np.testing.assert_array_equal(results[0][1].predict(X),
+                                  results[0][1].predict(X.copy()))
+
+
+def test_n_threads_is_restored_after_fit():
+    import numba
+
+    before = numba.get_num_threads()
+    net = Network([2, 4, 1], "sigmoid", "binary_crossentropy", n_threads=1)
+    X, y = circles(100)
+    net.fit(X, y, epochs=1)
+    assert numba.get_num_threads() == before
+    assert net.n_threads == 1
+    net.n_threads = -1
+    assert net.n_threads == mlpfast._threads.max_threads()

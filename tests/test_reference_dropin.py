@@ -1,0 +1,218 @@
+"""The drop-in ``mlpfast.reference`` against REFERENCE.md and the numpy oracle."""
+
+import numpy as np
+import pytest
+from oracle import ReferenceMLP, ref_cross_entropy, ref_d_cross_entropy, ref_drelu, \
+    ref_dsigmoid, ref_relu, ref_sigmoid
+from sklearn.datasets import make_circles
+from sklearn.metrics import accuracy_score
+
+from mlpfast import reference as R
+
+# REFERENCE.md: (iteration, loss, accuracy) of the tutorial's run.
+TABLE = [(0, 693.62972747, 0.5), (1, 693.62166655, 0.5), (100, 691.14411224, 0.5),
+         (145, 664.60120828, 0.818), (149, 683.61702980, 0.614)]
+
+USER_FUNCTIONS = (ref_relu, ref_drelu, ref_sigmoid, ref_dsigmoid, ref_cross_entropy,
+                  ref_d_cross_entropy)
+MLPFAST_FUNCTIONS = (R.relu, R.drelu, R.sigmoid, R.dsigmoid, R.cross_entropy,
+                     R.d_cross_entropy)
+
+
+def tutorial_run(mlp_class, functions):
+    """The tutorial's demo: the printed loss/accuracy after each of 150 updates."""
+    relu, drelu, sigmoid, dsigmoid, cross_entropy, d_cross_entropy = functions
+    np.random.seed(0)
+    X, y = make_circles(n_samples=1000, factor=0.5, noise=0.1)
+    y = y.reshape(-1, 1)
+    model = mlp_class([2, 4, 3, 1], [relu, relu, sigmoid], [drelu, drelu, dsigmoid],
+                      d_cross_entropy)
+    model.initialize()
+    yhat = model.forward(X)
+    printed = [(cross_entropy(y, yhat)[0, 0], accuracy_score(y, yhat > 0.5))]
+    for _ in range(150):
+        model.backward(y, yhat)
+        model.update(0.005)
+        yhat = model.forward(X)
+        printed.append((cross_entropy(y, yhat)[0, 0], accuracy_score(y, yhat > 0.5)))
+    return printed, model
+
+
+@pytest.mark.parametrize("functions", [USER_FUNCTIONS, MLPFAST_FUNCTIONS],
+                         ids=["user-defined functions", "mlpfast.reference functions"])
+def test_reproduces_the_reference_table(functions):
+    printed, model = tutorial_run(R.mlp, functions)
+    assert model._plan, "the tutorial's functions should run on the fused path"
+    for iteration, loss, accuracy in TABLE:
+        assert printed[iteration][0] == pytest.approx(loss, rel=1e-9, abs=5e-9)
+        assert printed[iteration][1] == accuracy
+
+
+def test_every_printed_number_matches_the_oracle():
+    expected, _ = tutorial_run(ReferenceMLP, USER_FUNCTIONS)
+    got, _ = tutorial_run(R.mlp, USER_FUNCTIONS)
+    for (l1, a1), (l2, a2) in zip(expected, got):
+        assert l2 == pytest.approx(l1, rel=1e-9)
+        assert a1 == a2
+
+
+def _random_arch(rng):
+    depth = rng.integers(1, 4)
+    return [int(rng.integers(1, 7)) for _ in range(depth + 1)] + [int(rng.integers(1, 4))]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_step_by_step_equals_the_oracle_on_random_architectures(seed):
+    rng = np.random.default_rng(seed)
+    sizes = _random_arch(rng)
+    n_layers = len(sizes) - 1
+    acts = [ref_relu] * (n_layers - 1) + [ref_sigmoid]
+    ders = [ref_drelu] * (n_layers - 1) + [ref_dsigmoid]
+    X = rng.standard_normal((int(rng.integers(1, 60)), sizes[0]))
+    y = (rng.random((X.shape[0], sizes[-1])) < 0.5).astype(float)
+    ref = ReferenceMLP(sizes, acts, ders, ref_d_cross_entropy)
+    fast = R.mlp(sizes, acts, ders, ref_d_cross_entropy)
+    ref.initialize(seed)
+    fast.initialize(seed)
+    for _ in range(4):
+        for model in (ref, fast):
+            model.forward(X)
+            model.backward(y, model.a[-1])
+            model.update(0.1)
+        for name in ("z", "a", "dz", "dW", "db", "W", "b", "da"):
+            for l in range(len(sizes)):
+                r, f = getattr(ref, name)[l], getattr(fast, name)[l]
+                if r is None:
+                    assert f is None, (name, l)
+                    continue
+                assert f.shape == r.shape, (name, l)
+                np.testing.assert_allclose(f, r, rtol=1e-12, atol=1e-15, err_msg=f"{name}[{l}]")
+    assert fast._plan
+
+
+def test_unknown_callables_are_called_as_written():
+    calls = []
+
+    def swish(z):
+        calls.append("swish")
+        return z / (1 + np.exp(-z))
+
+    def dswish(z):
+        s = 1 / (1 + np.exp(-z))
+        return s + z * s * (1 - s)
+
+    def dmse(y, yhat):
+        return 2 * (yhat - y)
+
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((30, 3)), rng.standard_normal((30, 1))
+    ref = ReferenceMLP([3, 5, 1], [swish, swish], [dswish, dswish], dmse)
+    fast = R.mlp([3, 5, 1], [swish, swish], [dswish, dswish], dmse)
+    ref.initialize()
+    fast.initialize()
+    for model in (ref, fast):
+        for _ in range(3):
+            model.forward(X)
+            model.backward(y, model.a[-1])
+            model.update(0.01)
+    assert fast._plan is False
+    assert calls.count("swish") >= 12
+    for l in (1, 2):
+        np.testing.assert_array_equal(fast.W[l], ref.W[l])
+
+
+def test_a_corrected_dsigmoid_is_honoured_too():
+    """The user's own derivative decides: s(1 - s) gives different numbers than 2 s(1 - s)."""
+    def dsigmoid_true(z):
+        s = ref_sigmoid(z)
+        return s * (1 - s)
+
+    functions = (ref_relu, ref_drelu, ref_sigmoid, dsigmoid_true, ref_cross_entropy,
+                 ref_d_cross_entropy)
+    expected, _ = tutorial_run(ReferenceMLP, functions)
+    got, model = tutorial_run(R.mlp, functions)
+    assert model._plan and model._plan[1][-1] == 1.0
+    assert got[100][0] == pytest.approx(expected[100][0], rel=1e-9)
+    assert got[100][0] != pytest.approx(TABLE[2][1], rel=1e-6)
+
+
+def test_replaced_weights_are_used_and_updated_in_place():
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((20, 2)), (rng.random((20, 1)) < 0.5).astype(float)
+    ref = ReferenceMLP([2, 3, 1], [ref_relu, ref_sigmoid], [ref_drelu, ref_dsigmoid],
+                       ref_d_cross_entropy)
+    fast = R.mlp([2, 3, 1], [ref_relu, ref_sigmoid], [ref_drelu, ref_dsigmoid],
+                 ref_d_cross_entropy)
+    ref.initialize()
+    fast.initialize()
+    mine = np.full((2, 3), 0.05)
+    ref.W[1] = mine.copy()
+    fast.W[1] = mine
+    for model in (ref, fast):
+        model.forward(X)
+        model.backward(y, model.a[-1])
+        model.update(0.5)
+    np.testing.assert_allclose(mine, ref.W[1], rtol=1e-14)
+    assert fast.W[1] is mine
+    np.testing.assert_allclose(fast.W[2], ref.W[2], rtol=1e-14)
+
+
+def test_each_call_returns_fresh_arrays():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((10, 2))
+    model = R.mlp([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
+    model.initialize()
+    first = model.forward(X)
+    kept = first.copy()
+    model.backward((kept > 0.5).astype(float), first)
+    model.update(1.0)
+    second = model.forward(X)
+    assert second is not first
+    np.testing.assert_array_equal(first, kept)
+    assert not np.array_equal(second, first)
+
+
+def test_the_reference_asserts():
+    f = [R.relu, R.sigmoid]
+    with pytest.raises(AssertionError):
+        R.mlp([2, 3, 1], f, [R.drelu], R.d_cross_entropy)
+    with pytest.raises(AssertionError):
+        R.mlp([2, 3], f, f, R.d_cross_entropy)
+    with pytest.raises(AssertionError):
+        R.mlp([2, 3.0, 1], f, f, R.d_cross_entropy)
+    with pytest.raises(AssertionError):
+        R.mlp([2, 0, 1], f, f, R.d_cross_entropy)
+    model = R.mlp([2, 3, 1], f, [R.drelu, R.dsigmoid], R.d_cross_entropy)
+    model.initialize()
+    yhat = model.forward(np.zeros((4, 2)))
+    with pytest.raises(AssertionError):
+        model.backward(np.zeros((4, 2)), yhat)
+    with pytest.raises(AssertionError):
+        model.backward(np.zeros((3, 1)), yhat)
+
+
+def test_the_six_functions_match_their_definitions(rng):
+    z = rng.standard_normal((50, 3)) * 300
+    np.testing.assert_array_equal(R.sigmoid(z), ref_sigmoid(z))
+    np.testing.assert_array_equal(R.dsigmoid(z), ref_dsigmoid(z))
+    np.testing.assert_array_equal(R.relu(z), ref_relu(z))
+    np.testing.assert_array_equal(R.drelu(z), ref_drelu(z))
+    y = (rng.random((50, 1)) < 0.5).astype(float)
+    p = rng.random((50, 1))
+    p[0] = 0.0
+    p[1] = 1.0
+    np.testing.assert_array_equal(R.cross_entropy(y, p), ref_cross_entropy(y, p))
+    assert R.cross_entropy(y, p).shape == (1, 1)
+    np.testing.assert_array_equal(R.d_cross_entropy(y, p), ref_d_cross_entropy(y, p))
+
+
+def test_unfusable_input_falls_back_to_numpy():
+    model = R.mlp([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
+    ref = ReferenceMLP([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid],
+                       R.d_cross_entropy)
+    model.initialize()
+    ref.initialize()
+    x = [[0.5, -1.0], [2.0, 0.1]]  # a list, as numpy's @ accepts
+    np.testing.assert_array_equal(model.forward(np.asarray(x)), ref.forward(np.asarray(x)))
+    with pytest.raises(ValueError):
+        model.forward(np.zeros((2, 5)))  # wrong width: numpy's own matmul error
