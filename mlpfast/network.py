@@ -314,7 +314,7 @@ class Network:
     def fit(self, X, y, *, epochs=1, batch_size=32, lr=0.01, shuffle=True, seed=None,
             optimizer="sgd", momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
             alpha=0.0, lr_schedule="constant", power_t=0.5, sample_weight=None,
-            on_divergence="raise", callback=None) -> np.ndarray:
+            on_divergence="raise", callback=None, verbose=None) -> np.ndarray:
         """Train with minibatches; return the mean training loss of each epoch.
 
         Continues from the current parameters, optimizer state and training
@@ -345,6 +345,9 @@ class Network:
             raised or a :class:`DivergenceWarning` issued.
         callback : callable, optional
             Called as ``callback(epochs_done, losses_so_far)`` after each kernel call.
+        verbose : bool or None
+            A progress bar (tqdm) with epoch, loss and samples/s; None: only when
+            stderr is a terminal.
         """
         X, Y, w = self._check_data(X, y, sample_weight)
         epochs = check_positive_int(epochs, "epochs", minimum=0)
@@ -372,8 +375,16 @@ class Network:
             self._state = np.zeros((STATE_ROWS[OPTIMIZERS[optimizer]], self._layout.n_params),
                                    dtype=self.dtype)
             self._optimizer = optimizer
-        return self._run_epochs(X, Y, w, epochs, batch, shuffle, optimizer, hyper,
-                                on_divergence, callback)
+        from .progress import make_progress
+
+        with make_progress(epochs, X.shape[0], verbose) as progress:
+            def report(done, losses):
+                progress.update(done, losses)
+                if callback is not None:
+                    callback(done, losses)
+
+            return self._run_epochs(X, Y, w, epochs, batch, shuffle, optimizer, hyper,
+                                    on_divergence, report)
 
     def _run_epochs(self, X, Y, w, epochs, batch, shuffle, optimizer, hyper, on_divergence,
                     callback):
@@ -427,3 +438,18 @@ class Network:
         if on_divergence == "raise":
             raise DivergenceError(message)
         warnings.warn(message, DivergenceWarning, stacklevel=4)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Save architecture, parameters, optimizer state and training position to a
+        versioned ``.npz`` (no pickle inside), atomically: see :mod:`mlpfast.persistence`."""
+        from . import persistence
+
+        persistence.save(self, path)
+
+    @classmethod
+    def load(cls, path) -> Network:
+        """Load a network written by :meth:`save` (a clear error for damaged files)."""
+        from . import persistence
+
+        return persistence.load(path)
