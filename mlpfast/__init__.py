@@ -11,7 +11,7 @@ from .network import DivergenceError, DivergenceWarning, Gradients, Network
 __version__ = "0.1.0"
 
 __all__ = ["Network", "Gradients", "DivergenceError", "DivergenceWarning",
-           "MLPClassifier", "MLPRegressor", "__version__"]
+           "MLPClassifier", "MLPRegressor", "plot_loss_curve", "__version__"]
 
 
 def __getattr__(name):
@@ -20,4 +20,8 @@ def __getattr__(name):
         from . import estimators
 
         return getattr(estimators, name)
+    if name == "plot_loss_curve":  # matplotlib is optional and imported on first use
+        from .plotting import plot_loss_curve
+
+        return plot_loss_curve
     raise AttributeError(f"module 'mlpfast' has no attribute {name!r}")

@@ -43,7 +43,11 @@ def as_float_array(values, dtype, name: str) -> np.ndarray:
         elif array.dtype.kind not in _NUMERIC_KINDS:
             raise TypeError(f"{name} has dtype {array.dtype}; pass an array of numbers "
                             f"(ints, floats or bools)")
-    return np.ascontiguousarray(array, dtype=dtype)
+    array = np.ascontiguousarray(array, dtype=dtype)
+    if not array.flags.writeable:
+        # The kernels take writeable arrays only (one compiled variant, not two).
+        array = array.copy()
+    return array
 
 
 def check_finite(array: np.ndarray, name: str) -> None:

@@ -13,9 +13,10 @@ from ._kernels import train as _train
 from ._kernels.activations import ACTIVATIONS, CANONICAL_NAMES, HIDDEN_ACTIVATIONS, \
     SOFTMAX
 from ._kernels.activations import EXP as _EXP
-from ._kernels.losses import KIND_ACTIVATION, LOSSES, output_loss
+from ._kernels import optimizers as _opt
+from ._kernels.dense import narrow
+from ._kernels.losses import KIND_ACTIVATION, LOSSES, output_loss_and_delta
 from ._kernels.optimizers import OPTIMIZERS, STATE_ROWS
-from ._kernels.optimizers import N_COEFS as _N_OPT_COEFS
 from ._kernels.predict import forward_rows
 from ._layout import Layout
 from ._validation import check_choice, check_positive_float, check_positive_int, \
@@ -29,8 +30,6 @@ PREDICT_CHUNK = 256
 # A kernel call should take about this long, so Ctrl-C and progress reports are
 # handled promptly while per-call overhead stays negligible.
 TARGET_CALL_SECONDS = 0.2
-# The update is worth splitting across threads above this many parameters.
-PARALLEL_UPDATE_PARAMS = 1 << 15
 # A minibatch is split across threads only above this many FLOPs.
 PARALLEL_MIN_FLOPS = 2_000_000
 
@@ -131,7 +130,7 @@ class Network:
         self._layout = Layout(sizes, tuple(ACTIVATIONS[a] for a in activations))
         self._spec = LOSSES[loss]
         self.params = np.zeros(self._layout.n_params, dtype=self.dtype)
-        self._grads = np.zeros((1, self._layout.n_params), dtype=self.dtype)
+        self._grads = np.zeros(self._layout.n_params, dtype=self.dtype)
         self._state = np.zeros((0, self._layout.n_params), dtype=self.dtype)
         self._optimizer = None
         self._counters = np.zeros(_train.N_COUNTERS, dtype=np.int64)
@@ -201,10 +200,15 @@ class Network:
         chunk = min(PREDICT_CHUNK, n)
         table = self._layout.table(chunk)
         acts = np.empty((n_blocks, chunk * self._layout.act_width), dtype=self.dtype)
+        xT = np.empty((n_blocks, chunk * X.shape[1] if self._first_narrow() else 0),
+                      dtype=self.dtype)
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
         with _threads.kernel_threads(threads):
-            forward_rows(X, self.params, table, acts, out, chunk, activate_output)
+            forward_rows(X, self.params, table, acts, xT, out, chunk, activate_output)
         return out
+
+    def _first_narrow(self) -> bool:
+        return bool(narrow(self.layer_sizes[0], self.layer_sizes[1]))
 
     def forward(self, X) -> np.ndarray:
         """The network's output (after the output activation) for each row of X."""
@@ -219,9 +223,10 @@ class Network:
         logits = self._forward(X, False)
         use_w = w is not None
         weights = w if use_w else np.empty(0, self.dtype)
-        scratch = np.empty((1, self.n_outputs), dtype=self.dtype)
-        total = output_loss(logits, Y, weights, use_w, self._spec.kind,
-                            self._layout.codes[-1], scratch)
+        scratch = np.empty(logits.size, dtype=self.dtype)
+        total = output_loss_and_delta(logits.reshape(-1), 0, Y.reshape(-1), 0, weights, 0, use_w,
+                                      0, X.shape[0], self.n_outputs, self._spec.kind,
+                                      self._layout.codes[-1], 0.0, scratch, 0)
         loss_scale, _ = self._spec.scales(self.n_outputs)
         return loss_scale * total / (float(w.sum()) if use_w else X.shape[0])
 
@@ -232,21 +237,20 @@ class Network:
         w = check_sample_weight(sample_weight, X.shape[0], self.dtype)
         return X, Y, w
 
-    def _workspace(self, capacity: int, n_features: int, n_outputs: int, blocks: int):
+    def _workspace(self, capacity: int, gather: bool, blocks: int):
+        """Buffers for ``capacity`` samples; ``gather``: rows are gathered (shuffled)."""
+        d, m = self.layer_sizes[0], self.n_outputs
+        dt = self.dtype
         return _train.Workspace(
-            acts=np.empty(capacity * self._layout.act_width, dtype=self.dtype),
-            deltas=np.empty(capacity * self._layout.act_width, dtype=self.dtype),
-            xbuf=np.empty((capacity, n_features), dtype=self.dtype),
-            ybuf=np.empty((capacity, n_outputs), dtype=self.dtype),
-            wbuf=np.ones(capacity, dtype=self.dtype),
+            acts=np.empty(capacity * self._layout.act_width, dtype=dt),
+            deltas=np.empty(capacity * self._layout.act_width, dtype=dt),
+            xbuf=np.empty(capacity * d if gather else 0, dtype=dt),
+            xT=np.empty(capacity * d if self._first_narrow() else 0, dtype=dt),
+            ybuf=np.empty(capacity * m if gather else 0, dtype=dt),
+            wbuf=np.ones(capacity, dtype=dt),
             perm=np.empty(0, dtype=np.int64),
-            block_losses=np.zeros(2 * max(blocks, 1), dtype=np.float64),
+            partials=np.zeros(2 * max(blocks, 1), dtype=np.float64),
         )
-
-    def _grad_buffer(self, blocks: int) -> np.ndarray:
-        if self._grads.shape[0] < blocks:
-            self._grads = np.zeros((blocks, self._layout.n_params), dtype=self.dtype)
-        return self._grads
 
     def _blocks_for(self, batch: int, threads: int) -> int:
         flops = 6 * batch * sum(a * b for a, b in zip(self.layer_sizes[:-1],
@@ -265,43 +269,40 @@ class Network:
         n = X.shape[0]
         threads = _threads.usable_threads(self._n_threads)
         blocks = self._blocks_for(n, threads)
-        grads = self._grad_buffer(blocks)
-        model = _train.Model(self.params, grads, self._state[:0], np.empty((1, 0), self.dtype),
-                             self._layout.table(n))
-        ws = self._workspace(n, 0, 0, blocks)
-        config, coefs = self._config(n, blocks, 1, shuffle=False, seed=0, optimizer="sgd",
-                                     use_weights=w is not None, hyper={})
+        model = _train.Model(self.params, self._grads, self._state[:0],
+                             np.empty((1, 0), self.dtype), self._layout.table(n))
+        ws = self._workspace(n, False, blocks)
+        config, coefs = self._config(n, blocks, shuffle=False, seed=0,
+                                     optimizer=_opt.GRADIENT_ONLY, use_weights=w is not None,
+                                     hyper={})
         data = _train.Data(X, Y, w if w is not None else np.empty(0, self.dtype))
         with _threads.kernel_threads(threads):
-            _, _, parts = _train.gradient_pass(data, model, ws, config, coefs, 0, n, False)
-        if parts > 1:
-            grads[0] = grads[:parts].sum(axis=0)
-        flat = grads[0]
+            _train.gradient_pass(data, model, ws, config, coefs)
+        flat = self._grads
         return Gradients(flat, self._layout.weight_views(flat), self._layout.bias_views(flat))
 
     def update(self, lr) -> None:
         """One plain gradient-descent step with the last :meth:`gradients`: p -= lr g."""
         lr = check_positive_float(lr, "lr")
-        self.params -= self.dtype.type(lr) * self._grads[0]
+        self.params -= self.dtype.type(lr) * self._grads
 
-    def _config(self, batch, blocks, chunks, *, shuffle, seed, optimizer, use_weights, hyper):
+    def _config(self, batch, blocks, *, shuffle, seed, optimizer, use_weights, hyper):
+        """The kernels' int64 ``config`` and float64 ``coefs`` arrays.  ``optimizer`` is a
+        name from OPTIMIZERS or a code (GRADIENT_ONLY)."""
         config = np.zeros(_train.N_CONFIG, dtype=np.int64)
         config[_train.BATCH_SIZE] = batch
         config[_train.N_BLOCKS] = blocks
-        config[_train.UPDATE_CHUNKS] = chunks
         config[_train.SHUFFLE] = int(shuffle)
         config[_train.SEED] = seed
         config[_train.LOSS_KIND] = self._spec.kind
-        config[_train.OPTIMIZER] = OPTIMIZERS[optimizer]
+        config[_train.OPTIMIZER] = OPTIMIZERS.get(optimizer, optimizer)
         config[_train.SCHEDULE] = _train.SCHEDULES[hyper.get("lr_schedule", "constant")]
         config[_train.USE_WEIGHTS] = int(use_weights)
         coefs = np.zeros(_train.N_COEFS, dtype=np.float64)
         loss_scale, grad_scale = self._spec.scales(self.n_outputs)
         coefs[_train.LOSS_SCALE] = loss_scale
         coefs[_train.GRAD_SCALE] = grad_scale
-        from ._kernels import optimizers as opt
-
-        assert _N_OPT_COEFS == opt.N_COEFS
+        opt = _opt
         coefs[opt.LR] = hyper.get("lr", 0.0)
         coefs[opt.L2] = hyper.get("alpha", 0.0)
         coefs[opt.MU] = hyper.get("momentum", 0.0)
@@ -391,14 +392,14 @@ class Network:
         n = X.shape[0]
         threads = _threads.usable_threads(self._n_threads)
         blocks = self._blocks_for(batch, threads)
-        chunks = threads if self._layout.n_params >= PARALLEL_UPDATE_PARAMS else 1
-        grads = self._grad_buffer(blocks)
         backup = np.empty((1 + self._state.shape[0], self._layout.n_params), dtype=self.dtype)
-        model = _train.Model(self.params, grads, self._state, backup, self._layout.table(batch))
-        ws = self._workspace(batch, X.shape[1], Y.shape[1], max(blocks, chunks))
-        if shuffle and n > batch:
+        model = _train.Model(self.params, self._grads, self._state, backup,
+                             self._layout.table(batch))
+        gather = bool(shuffle and n > batch)
+        ws = self._workspace(batch, gather, blocks)
+        if gather:
             ws = ws._replace(perm=np.empty(n, dtype=np.int64))
-        config, coefs = self._config(batch, blocks, chunks, shuffle=shuffle,
+        config, coefs = self._config(batch, blocks, shuffle=shuffle,
                                      seed=self._shuffle_seed, optimizer=optimizer,
                                      use_weights=w is not None, hyper=hyper)
         data = _train.Data(X, Y, w if w is not None else np.empty(0, self.dtype))

@@ -25,19 +25,26 @@ def targets(loss, n, m, rng):
     return rng.standard_normal((n, m))
 
 
+# Narrow layers run on hand loops, wide ones (min(n_in, n_out) > 8) on BLAS:
+# every behaviour is checked on both kinds of architecture.
+NARROW = [3, 5, 4, 3]
+WIDE = [12, 10, 9, 3]
+
+
 def make(sizes, hidden, out, loss, dtype="float64", seed=0):
     acts = [hidden] * (len(sizes) - 2) + [out]
     return Network(sizes, acts, loss, dtype=dtype, seed=seed)
 
 
+@pytest.mark.parametrize("sizes", [NARROW, WIDE], ids=["narrow", "wide"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("out,loss", OUTPUTS)
-def test_forward_and_loss_match_oracle(out, loss, dtype, rng):
+def test_forward_and_loss_match_oracle(out, loss, dtype, sizes, rng):
     for hidden in HIDDEN:
-        net = make([3, 5, 4, 3], hidden, out, loss, dtype)
+        net = make(sizes, hidden, out, loss, dtype)
         for W, b in zip(net.coefs, net.intercepts):  # non-zero biases exercise the bias add
             b[...] = rng.standard_normal(b.shape) * 0.3
-        X = rng.standard_normal((300, 3))
+        X = rng.standard_normal((300, sizes[0]))
         Y = targets(loss, 300, 3, rng)
         acts = [hidden, hidden, out]
         expected = network_forward(net.coefs, net.intercepts, acts, X)
@@ -53,12 +60,24 @@ def test_forward_and_loss_match_oracle(out, loss, dtype, rng):
 @pytest.mark.parametrize("out,loss", OUTPUTS)
 @pytest.mark.parametrize("hidden", HIDDEN)
 def test_gradients_match_finite_differences(hidden, out, loss, dtype, rng):
-    net = make([3, 4, 2], hidden, out, loss, dtype, seed=1)
+    narrow = make([3, 4, 2], hidden, out, loss, dtype, seed=1)
+    check_gradients(narrow, [hidden, out], loss, dtype, rng)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("out,loss", OUTPUTS)
+def test_gradients_match_finite_differences_wide(out, loss, dtype, rng):
+    """The BLAS path: every layer wider than the hand-loop threshold."""
+    for hidden in ("relu", "tanh"):
+        check_gradients(make([11, 10, 9], hidden, out, loss, dtype, seed=1), [hidden, out],
+                        loss, dtype, rng)
+
+
+def check_gradients(net, acts, loss, dtype, rng):
     for b in net.intercepts:
         b[...] = rng.standard_normal(b.shape) * 0.3
-    X = rng.standard_normal((40, 3))
-    Y = targets(loss, 40, 2, rng)
-    acts = [hidden, out]
+    X = rng.standard_normal((40, net.layer_sizes[0]))
+    Y = targets(loss, 40, net.n_outputs, rng)
     fd_W, fd_b = numeric_gradient(net.coefs, net.intercepts, acts, loss, X, Y)
     grads = net.gradients(X, Y)
     assert grads.flat.dtype == np.dtype(dtype)
@@ -98,12 +117,13 @@ def test_views_share_the_flat_buffer():
     assert all(np.shares_memory(w, net.params) for w in net.coefs + net.intercepts)
 
 
+@pytest.mark.parametrize("sizes", [[3, 8, 2], [12, 16, 10]], ids=["narrow", "wide"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_fit_full_batch_equals_repeated_gradient_steps(dtype, rng):
+def test_fit_full_batch_equals_repeated_gradient_steps(dtype, sizes, rng):
     """One epoch with one batch is exactly gradients() + update()."""
-    X, Y = rng.standard_normal((100, 3)), rng.standard_normal((100, 2))
-    a = make([3, 8, 2], "tanh", "identity", "mse", dtype)
-    b = make([3, 8, 2], "tanh", "identity", "mse", dtype)
+    X, Y = rng.standard_normal((100, sizes[0])), rng.standard_normal((100, sizes[-1]))
+    a = make(sizes, "tanh", "identity", "mse", dtype)
+    b = make(sizes, "tanh", "identity", "mse", dtype)
     losses = a.fit(X, Y, epochs=5, batch_size=100, lr=0.05)
     expected = []
     for _ in range(5):
@@ -115,11 +135,12 @@ def test_fit_full_batch_equals_repeated_gradient_steps(dtype, rng):
     np.testing.assert_allclose(a.params, b.params, rtol=tol, atol=tol)
 
 
-def test_minibatch_sgd_matches_oracle_steps(rng):
+@pytest.mark.parametrize("sizes", [[3, 4, 1], [10, 12, 9, 1]], ids=["narrow", "wide"])
+def test_minibatch_sgd_matches_oracle_steps(sizes, rng):
     """Unshuffled minibatches: each step is the oracle's gradient on that slice."""
-    X, Y = rng.standard_normal((50, 3)), (rng.random((50, 1)) < 0.5).astype(float)
-    net = make([3, 4, 1], "relu", "sigmoid", "binary_crossentropy")
-    ref = make([3, 4, 1], "relu", "sigmoid", "binary_crossentropy")
+    X, Y = rng.standard_normal((50, sizes[0])), (rng.random((50, 1)) < 0.5).astype(float)
+    net = make(sizes, "relu", "sigmoid", "binary_crossentropy")
+    ref = make(sizes, "relu", "sigmoid", "binary_crossentropy")
     net.fit(X, Y, epochs=2, batch_size=16, lr=0.3, shuffle=False)
     for _ in range(2):
         for start in range(0, 50, 16):

@@ -1,159 +1,214 @@
-"""Dense layers: the three matmuls of back-propagation, the forward pass and the
-delta recursion over a block of rows.
+"""Dense layers: the three products of back-propagation on flat buffers.
 
-All buffers are flat; a layer's ``W`` (n_in, n_out), ``b`` (n_out,) and its output
-block are reshaped views taken here, so one kernel serves every architecture.
-The per-layer table ``layout`` (see ``mlpfast/_layout.py``) has one row per layer:
+Layout (chosen by measurement, see README "Performance"):
 
-    N_IN, N_OUT, W_OFFSET, B_OFFSET, ACTIVATION, ACT_OFFSET
+- Hidden activations and deltas are **feature-major**: layer k's block is
+  ``n_out x capacity`` (one row per unit, one column per sample), so every
+  elementwise pass (bias, activation, derivative) runs along contiguous rows of
+  samples and vectorizes even when a layer has 3 units, and a thread's block of
+  samples is a column range addressed through a leading dimension.
+- The output layer's logits and delta are **row-major** (``capacity x m``), so the
+  softmax/log-loss runs per sample and inference writes straight into ``out``.
+- The input is either rows of X (row-major, leading dimension ``n_features``) or,
+  for layers computed by hand loops, a feature-major transposed copy.
 
-``ACT_OFFSET`` locates the layer's output block in the activation (and delta)
-workspace, which holds ``capacity`` rows per layer.
+The per-layer table ``layout`` (``mlpfast/_layout.py``) has one row per layer:
+``N_IN, N_OUT, W_OFFSET, B_OFFSET, ACTIVATION, ACT_OFFSET``.
 
-The matmuls go to BLAS (numba's ``np.dot`` with an ``out`` buffer: no allocation)
-unless a dimension is tiny, where BLAS's call overhead dominates and a loop the
-compiler vectorizes is faster (NUMBA_NOTES.md: 2-5x on tiny shapes).  BLAS here is
-single-threaded by policy (mlpfast/_threads.py): parallelism comes from splitting
-the minibatch's rows across Numba threads, each running this code on its block.
+Products go to BLAS (:func:`blas.gemm`, single-threaded by policy) unless the layer
+is narrow (``min(n_in, n_out) <= SMALL``), where loops that run along the sample
+dimension beat BLAS's call overhead: 1000x2 @ 2x4 in 0.3 us by loops vs 2.1 us via
+np.dot on the project machine.
 """
 
-import numpy as np
-
 from .._config import kernel
-from .activations import bias_activation, multiply_by_derivative
+from .activations import activate_axpy, bias_activation_rows, multiply_by_derivative_rows
+from .blas import NOTRANS, TRANS, gemm
 from .scalars import like
 
 N_IN, N_OUT, W_OFFSET, B_OFFSET, ACTIVATION, ACT_OFFSET = range(6)
 LAYOUT_COLUMNS = 6
 
-# Below these sizes the hand-written loops beat a BLAS call (see asv Dense.time_*).
-SMALL_INNER = 8
-SMALL_WORK = 4096
+SMALL = 8
 
 
 @kernel
-def _use_loops(n, k, m):
-    return k <= SMALL_INNER or m <= SMALL_INNER or n * k * m <= SMALL_WORK
+def narrow(n_in, n_out):
+    """True when a layer is computed by hand loops rather than BLAS."""
+    return min(n_in, n_out) <= SMALL
 
 
+# --------------------------------------------------------------------------- forward
 @kernel
-def matmul(a, b, out):
-    """out = a @ b."""
-    n, k = a.shape
-    m = b.shape[1]
-    if _use_loops(n, k, m):
-        zero = like(0.0, out)
-        for i in range(n):
-            for j in range(m):
-                out[i, j] = zero
-            for p in range(k):
-                aip = a[i, p]
-                for j in range(m):
-                    out[i, j] += aip * b[p, j]
-    else:
-        np.dot(a, b, out)
+def hidden_forward(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, o_ld, c0, c1):
+    """Feature-major ``out[:, c0:c1] = f(W_k^T S[:, c0:c1] + b_k)`` for hidden layer k.
 
-
-@kernel
-def matmul_tn(a, d, out):
-    """out = a.T @ d (the weight gradient: a sum over the rows of a block)."""
-    n, k = a.shape
-    m = d.shape[1]
-    if _use_loops(n, k, m):
-        zero = like(0.0, out)
-        for p in range(k):
-            for j in range(m):
-                out[p, j] = zero
-        for i in range(n):
-            for p in range(k):
-                aip = a[i, p]
-                for j in range(m):
-                    out[p, j] += aip * d[i, j]
-    else:
-        np.dot(a.T, d, out)
-
-
-@kernel
-def matmul_nt(d, w, out):
-    """out = d @ w.T (the delta recursion)."""
-    n, m = d.shape
-    k = w.shape[0]
-    if _use_loops(n, k, m):
-        for i in range(n):
-            for p in range(k):
-                acc = like(0.0, out)
-                for j in range(m):
-                    acc += d[i, j] * w[p, j]
-                out[i, p] = acc
-    else:
-        np.dot(d, w.T, out)
-
-
-@kernel
-def weights_of(params, layout, k):
-    row = layout[k]
-    return params[row[W_OFFSET]:row[W_OFFSET] + row[N_IN] * row[N_OUT]].reshape(
-        row[N_IN], row[N_OUT])
-
-
-@kernel
-def bias_of(params, layout, k):
-    row = layout[k]
-    return params[row[B_OFFSET]:row[B_OFFSET] + row[N_OUT]]
-
-
-@kernel
-def block_of(buffer, layout, k, r0, r1):
-    """Rows r0:r1 of layer k's block in an activation or delta workspace."""
-    width = layout[k, N_OUT]
-    start = layout[k, ACT_OFFSET] + r0 * width
-    return buffer[start:start + (r1 - r0) * width].reshape(r1 - r0, width)
-
-
-@kernel
-def forward_block(inputs, params, layout, acts, r0, r1, final, final_code):
-    """Forward pass of rows r0:r1 (``inputs`` and ``final`` hold exactly those rows).
-
-    Hidden layers write their outputs into their blocks of ``acts``; the last
-    layer writes into ``final`` with activation ``final_code`` (identity when the
-    fused output loss needs the logits).
+    ``S`` is feature-major (unit p, sample i at s_off + p s_ld + i) unless
+    ``s_rowmajor`` (sample i, feature p at s_off + i s_ld + p: rows of X).
     """
-    n_layers = layout.shape[0]
-    current = inputs
-    for k in range(n_layers - 1):
-        out = block_of(acts, layout, k, r0, r1)
-        matmul(current, weights_of(params, layout, k), out)
-        bias_activation(out, bias_of(params, layout, k), layout[k, ACTIVATION])
-        current = out
-    last = n_layers - 1
-    matmul(current, weights_of(params, layout, last), final)
-    bias_activation(final, bias_of(params, layout, last), final_code)
+    n_in, n_out = layout[k, N_IN], layout[k, N_OUT]
+    w0, b0 = layout[k, W_OFFSET], layout[k, B_OFFSET]
+    cols = c1 - c0
+    if cols <= 0:
+        return
+    if narrow(n_in, n_out) and not s_rowmajor:
+        # One pass per (unit, input) pair, with the bias folded into the first and
+        # the activation into the last: no separate init or activation sweep.
+        # Slices, not computed indices: see activations.py on wraparound.
+        code = layout[k, ACTIVATION]
+        for j in range(n_out):
+            row = out[o_off + j * o_ld + c0:o_off + j * o_ld + c1]
+            bias = params[b0 + j]
+            w = params[w0 + j]
+            first = src[s_off + c0:s_off + c1]
+            if n_in == 1:
+                activate_axpy(row, w, first, bias, code)
+                continue
+            for i in range(cols):
+                row[i] = w * first[i] + bias
+            for p in range(1, n_in - 1):
+                w = params[w0 + p * n_out + j]
+                srow = src[s_off + p * s_ld + c0:s_off + p * s_ld + c1]
+                for i in range(cols):
+                    row[i] += w * srow[i]
+            p = n_in - 1
+            srow = src[s_off + p * s_ld + c0:s_off + p * s_ld + c1]
+            activate_axpy(row, params[w0 + p * n_out + j], srow, row, code)
+        return
+    if s_rowmajor:
+        gemm(TRANS, TRANS, n_out, cols, n_in, 1.0, params, w0, n_out, src, s_off + c0 * s_ld,
+             s_ld, 0.0, out, o_off + c0, o_ld)
+    else:
+        gemm(TRANS, NOTRANS, n_out, cols, n_in, 1.0, params, w0, n_out, src, s_off + c0, s_ld,
+             0.0, out, o_off + c0, o_ld)
+    bias_activation_rows(out, o_off, o_ld, n_out, c0, c1, params, b0, layout[k, ACTIVATION])
 
 
 @kernel
-def backward_block(inputs, params, grads, layout, acts, deltas, r0, r1):
-    """Back-propagate rows r0:r1, whose output delta is already in ``deltas``.
+def output_logits(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, r0, r1):
+    """Row-major ``out[r0:r1, :] = S[:, r0:r1]^T W_k + b_k`` (logits; no activation)."""
+    n_in, m = layout[k, N_IN], layout[k, N_OUT]
+    w0, b0 = layout[k, W_OFFSET], layout[k, B_OFFSET]
+    rows = r1 - r0
+    if rows <= 0:
+        return
+    block = out[o_off + r0 * m:o_off + r1 * m]
+    if narrow(n_in, m) and not s_rowmajor:
+        for i in range(rows):
+            for j in range(m):
+                block[i * m + j] = params[b0 + j]
+        for j in range(m):
+            for p in range(n_in):
+                w = params[w0 + p * m + j]
+                srow = src[s_off + p * s_ld + r0:s_off + p * s_ld + r1]
+                if m == 1:  # contiguous: let it vectorize
+                    for i in range(rows):
+                        block[i] += w * srow[i]
+                else:
+                    for i in range(rows):
+                        block[i * m + j] += w * srow[i]
+        return
+    if s_rowmajor:
+        gemm(NOTRANS, NOTRANS, rows, m, n_in, 1.0, src, s_off + r0 * s_ld, s_ld, params, w0, m,
+             0.0, out, o_off + r0 * m, m)
+    else:
+        gemm(TRANS, NOTRANS, rows, m, n_in, 1.0, src, s_off + r0, s_ld, params, w0, m, 0.0,
+             out, o_off + r0 * m, m)
+    for i in range(rows):
+        for j in range(m):
+            block[i * m + j] += params[b0 + j]
 
-    Writes this block's weight and bias gradients (sums over its rows) into
-    ``grads``, and the delta recursion ``(d_k W_k^T) * f'(z_{k-1})`` into ``deltas``.
+
+# --------------------------------------------------------------------------- backward
+@kernel
+def delta_below(params, layout, k, d, d_off, d_ld, d_rowmajor, acts, below, b_off, b_ld,
+                c0, c1):
+    """Feature-major ``below[:, c0:c1] = (W_k D[:, c0:c1]) * f'_{k-1}(a_{k-1})``.
+
+    ``D`` is layer k's delta: row-major (``d_rowmajor``, the output layer, leading
+    dimension m) or feature-major; ``acts`` holds a_{k-1} at ``b_off`` (same layout
+    as ``below``).  (A row-major block with one column is also a feature-major one:
+    callers pass m == 1 output deltas as feature-major, so loops stay contiguous.)
     """
-    n_layers = layout.shape[0]
-    for k in range(n_layers - 1, -1, -1):
-        d = block_of(deltas, layout, k, r0, r1)
-        if k == 0:
-            below = inputs
+    n_in, n_out = layout[k, N_IN], layout[k, N_OUT]
+    w0 = layout[k, W_OFFSET]
+    cols = c1 - c0
+    if cols <= 0:
+        return
+    if narrow(n_in, n_out):
+        for p in range(n_in):
+            row = below[b_off + p * b_ld + c0:b_off + p * b_ld + c1]
+            row[:] = 0
+            for j in range(n_out):
+                w = params[w0 + p * n_out + j]
+                if d_rowmajor:
+                    dblock = d[d_off + c0 * d_ld:d_off + c1 * d_ld]
+                    for i in range(cols):
+                        row[i] += w * dblock[i * d_ld + j]
+                else:
+                    drow = d[d_off + j * d_ld + c0:d_off + j * d_ld + c1]
+                    for i in range(cols):
+                        row[i] += w * drow[i]
+    elif d_rowmajor:
+        gemm(NOTRANS, TRANS, n_in, cols, n_out, 1.0, params, w0, n_out, d, d_off + c0 * d_ld,
+             d_ld, 0.0, below, b_off + c0, b_ld)
+    else:
+        gemm(NOTRANS, NOTRANS, n_in, cols, n_out, 1.0, params, w0, n_out, d, d_off + c0, d_ld,
+             0.0, below, b_off + c0, b_ld)
+    multiply_by_derivative_rows(below, acts, b_off, b_ld, n_in, c0, c1,
+                                layout[k - 1, ACTIVATION])
+
+
+@kernel
+def weight_gradient(src, s_off, s_ld, s_rowmajor, d, d_off, d_ld, d_rowmajor, n_samples,
+                    layout, k, p0, p1, alpha, beta, target, t_off):
+    """Rows p0:p1 of ``target_W <- alpha S D^T + beta target_W`` over all samples.
+
+    With ``target`` the parameters, alpha = -lr and beta = 1 - lr * l2 this is the
+    whole SGD step for those rows (no gradient buffer); with a gradient buffer,
+    alpha = 1 and beta = 0 it is the plain gradient.  ``t_off`` is where layer k's
+    W starts in ``target``.
+    """
+    n_in, n_out = layout[k, N_IN], layout[k, N_OUT]
+    rows = p1 - p0
+    if rows <= 0:
+        return
+    if narrow(n_in, n_out) and not s_rowmajor:
+        a = like(alpha, target)
+        b = like(beta, target)
+        dblock = d[d_off:d_off + n_samples * d_ld]
+        for p in range(p0, p1):
+            srow = src[s_off + p * s_ld:s_off + p * s_ld + n_samples]
+            for j in range(n_out):
+                acc = like(0.0, target)
+                if d_rowmajor:
+                    for i in range(n_samples):
+                        acc += srow[i] * dblock[i * d_ld + j]
+                else:
+                    drow = d[d_off + j * d_ld:d_off + j * d_ld + n_samples]
+                    for i in range(n_samples):
+                        acc += srow[i] * drow[i]
+                idx = t_off + p * n_out + j
+                target[idx] = a * acc + b * target[idx]
+        return
+    ta = TRANS if s_rowmajor else NOTRANS
+    a_off = s_off + p0 if s_rowmajor else s_off + p0 * s_ld
+    tb = NOTRANS if d_rowmajor else TRANS
+    gemm(ta, tb, rows, n_out, n_samples, alpha, src, a_off, s_ld, d, d_off, d_ld, beta,
+         target, t_off + p0 * n_out, n_out)
+
+
+@kernel
+def bias_gradient(d, d_off, d_ld, d_rowmajor, n_samples, j0, j1, out, o_off):
+    """out[o_off + j] = sum over samples of D[j, :] for j in j0:j1."""
+    dblock = d[d_off:d_off + n_samples * d_ld]
+    for j in range(j0, j1):
+        acc = like(0.0, out)
+        if d_rowmajor:
+            for i in range(n_samples):
+                acc += dblock[i * d_ld + j]
         else:
-            below = block_of(acts, layout, k - 1, r0, r1)
-        row = layout[k]
-        grad_w = grads[row[W_OFFSET]:row[W_OFFSET] + row[N_IN] * row[N_OUT]].reshape(
-            row[N_IN], row[N_OUT])
-        matmul_tn(below, d, grad_w)
-        grad_b = grads[row[B_OFFSET]:row[B_OFFSET] + row[N_OUT]]
-        grad_b[:] = 0
-        for i in range(d.shape[0]):
-            for j in range(d.shape[1]):
-                grad_b[j] += d[i, j]
-        if k > 0:
-            d_below = block_of(deltas, layout, k - 1, r0, r1)
-            matmul_nt(d, weights_of(params, layout, k), d_below)
-            multiply_by_derivative(d_below, below, layout[k - 1, ACTIVATION])
+            row = d[d_off + j * d_ld:d_off + j * d_ld + n_samples]
+            for i in range(n_samples):
+                acc += row[i]
+        out[o_off + j] = acc
