@@ -28,10 +28,15 @@ with an array of your own: such steps run on the numpy path, on your arrays.
 
 Like the reference, every call returns fresh ``z``, ``a``, ``dz``, ``dW``, ``db``
 and ``da`` arrays (views into one fresh buffer per call), and ``update`` changes
-``W`` and ``b`` in place.
+``W`` and ``b`` in place.  One visible difference: on the fused path ``z[l]``,
+``a[l]``, ``dz[l]`` and ``da[l]`` are Fortran-ordered (n, n_out) views (the kernels
+work unit by unit along samples); their values, shapes and dtypes are the
+reference's.
 """
 
 from __future__ import annotations
+
+from operator import is_
 
 import numpy as np
 
@@ -192,6 +197,7 @@ class mlp:  # noqa: N801  (the reference's name)
         self.z, self.W, self.b, self.a = [None] * L, [None] * L, [None] * L, [None] * L
         self.dz, self.dW, self.db, self.da = [None] * L, [None] * L, [None] * L, [None] * L
         self.fused = True
+        self._own_W = self._own_b = None
         self._plan = None  # recognised kinds, worked out on first use
         self._params = None  # flat buffer behind W and b (set by initialize)
         self._state = None  # per-call buffers of the fused path
@@ -205,19 +211,22 @@ class mlp:  # noqa: N801  (the reference's name)
         n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
         params = np.empty(n_params)
         table = np.zeros((len(sizes) - 1, 5), dtype=np.int64)
-        offset = act = 0
+        offset = row = 0
         for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
             W = params[offset:offset + n_in * n_out].reshape(n_in, n_out)
             W[...] = np.random.randn(n_in, n_out) * 0.1
-            table[l - 1] = (n_in, n_out, offset, offset + n_in * n_out, act)
+            table[l - 1] = (n_in, n_out, offset, offset + n_in * n_out, row)
             offset += n_in * n_out
             b = params[offset:offset + n_out].reshape(1, n_out)
             b[...] = np.random.randn(1, n_out) * 0.1
             offset += n_out
-            act += n_out
+            row += n_out
             self.W[l], self.b[l] = W, b
         self._params = params
         self._table = table
+        # The same geometry as plain ints: iterating a numpy table costs ~1 us a row.
+        self._geometry = tuple(tuple(int(v) for v in row) for row in table)
+        self._width = int(table[-1, ops.T_ROW] + table[-1, ops.T_OUT])
         self._own_W, self._own_b = list(self.W), list(self.b)
 
     def _fused_plan(self):
@@ -235,12 +244,10 @@ class mlp:  # noqa: N801  (the reference's name)
         return self._plan or None
 
     def _parameters_are_ours(self) -> bool:
-        if self._params is None:
-            return False
-        for l in range(1, len(self.layersizes)):
-            if self.W[l] is not self._own_W[l] or self.b[l] is not self._own_b[l]:
-                return False
-        return True
+        """Do W and b still hold the views of our flat buffer (not arrays of the user's)?"""
+        own = self._own_W
+        return own is not None and all(map(is_, self.W, own)) and all(map(is_, self.b,
+                                                                          self._own_b))
 
     @staticmethod
     def _fusable_input(x) -> bool:
@@ -262,17 +269,20 @@ class mlp:  # noqa: N801  (the reference's name)
 
     def _forward_fused(self, x, plan):
         kinds, _ = plan
-        X = np.ascontiguousarray(x, dtype=np.float64)
+        X = x if x.dtype == np.float64 else x.astype(np.float64)
         n = X.shape[0]
-        width = int(self._table[-1, ops.T_ACT] + self._table[-1, ops.T_OUT])
-        zbuf = np.empty(n * width)
-        abuf = np.empty(n * width)
-        ops.forward(X, self._params, self._table, kinds, zbuf, abuf)
-        for l, (_, n_out, _, _, act) in enumerate(self._table, start=1):
-            self.z[l] = zbuf[act * n:(act + n_out) * n].reshape(n, n_out)
-            self.a[l] = abuf[act * n:(act + n_out) * n].reshape(n, n_out)
-        self._state = (x, X, zbuf, abuf, list(self.z), list(self.a))
-        return self.a[-1]
+        width = self._width
+        # Feature-major buffers (see reference_ops); users get (n, n_out) views.
+        work = np.empty((2 * width + X.shape[1], n))
+        zbuf, abuf, xT = work[:width], work[width:2 * width], work[2 * width:]
+        ops.forward(X, self._params, self._table, kinds, zbuf, abuf, xT)
+        z, a = self.z, self.a
+        zT, aT = zbuf.T, abuf.T
+        for l, (_, n_out, _, _, row) in enumerate(self._geometry, start=1):
+            z[l] = zT[:, row:row + n_out]
+            a[l] = aT[:, row:row + n_out]
+        self._state = (x, xT, zbuf, abuf, z[1:], a[1:])
+        return a[-1]
 
     def backward(self, y, yhat):
         """Back-propagate dL/dyhat = lossderiv(y, yhat) through the stored z and a."""
@@ -291,36 +301,41 @@ class mlp:  # noqa: N801  (the reference's name)
     def _fused_backward_ok(self, y, yhat) -> bool:
         x, _, _, _, zs, acts = self._state
         return (self.a[0] is x
-                and all(self.z[l] is zs[l] and self.a[l] is acts[l]
+                and all(self.z[l] is zs[l - 1] and self.a[l] is acts[l - 1]
                         for l in range(1, len(self.layersizes)))
                 and self._parameters_are_ours()
                 and self._fusable_input(y) and self._fusable_input(yhat))
 
     def _backward_fused(self, y, yhat):
-        _, X, zbuf, abuf, _, _ = self._state
+        _, xT, zbuf, abuf, _, _ = self._state
         kinds, factors = self._plan
-        n = X.shape[0]
-        Y = np.ascontiguousarray(y, dtype=np.float64)
-        Yhat = np.ascontiguousarray(yhat, dtype=np.float64)
-        dzbuf = np.empty_like(zbuf)
-        dabuf = np.empty_like(zbuf)
-        grads = np.empty_like(self._params)
-        da_input = np.empty((n, self.layersizes[0]))
-        ops.backward(X, Y, Yhat, self._params, self._table, kinds, factors, zbuf, abuf,
+        # Labels often arrive as int64: the kernel reads them as they are (no copy).
+        Y = y if y.dtype in (np.float64, np.int64) else y.astype(np.float64)
+        Yhat = yhat if yhat.dtype == np.float64 else yhat.astype(np.float64)
+        # One fresh allocation for dz, da (feature-major), da[0] and the gradients.
+        width, n = zbuf.shape
+        work = np.empty(2 * zbuf.size + xT.size + self._params.size)
+        dzbuf = work[:zbuf.size].reshape(width, n)
+        dabuf = work[zbuf.size:2 * zbuf.size].reshape(width, n)
+        da_input = work[2 * zbuf.size:2 * zbuf.size + xT.size].reshape(xT.shape)
+        grads = work[2 * zbuf.size + xT.size:]
+        ops.backward(Y, Yhat, self._params, self._table, kinds, factors, zbuf, abuf, xT,
                      dzbuf, dabuf, grads, da_input)
-        self.da[0] = da_input
-        for l, (n_in, n_out, w0, b0, act) in enumerate(self._table, start=1):
-            self.dz[l] = dzbuf[act * n:(act + n_out) * n].reshape(n, n_out)
-            self.da[l] = dabuf[act * n:(act + n_out) * n].reshape(n, n_out)
-            self.dW[l] = grads[w0:w0 + n_in * n_out].reshape(n_in, n_out)
-            self.db[l] = grads[b0:b0 + n_out].reshape(1, n_out)
-        self._grads = (grads, list(self.dW), list(self.db))
+        self.da[0] = da_input.T
+        dz, da, dW, db = self.dz, self.da, self.dW, self.db
+        dzT, daT = dzbuf.T, dabuf.T
+        for l, (n_in, n_out, w0, b0, row) in enumerate(self._geometry, start=1):
+            dz[l] = dzT[:, row:row + n_out]
+            da[l] = daT[:, row:row + n_out]
+            dW[l] = grads[w0:w0 + n_in * n_out].reshape(n_in, n_out)
+            db[l] = grads[b0:b0 + n_out].reshape(1, n_out)
+        self._grads = (grads, dW[1:], db[1:])
 
     def update(self, eta):
         """Gradient step in place: W[k] -= eta * dW[k]; b[k] -= eta * db[k]."""
         grads = getattr(self, "_grads", None)
         if (grads is not None and self._parameters_are_ours()
-                and all(self.dW[l] is grads[1][l] and self.db[l] is grads[2][l]
+                and all(self.dW[l] is grads[1][l - 1] and self.db[l] is grads[2][l - 1]
                         for l in range(1, len(self.layersizes)))
                 and isinstance(eta, (int, float)) and not isinstance(eta, bool)):
             ops.sgd_update(self._params, grads[0], float(eta))

@@ -43,7 +43,7 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 
 
-@kernel
+@kernel(inline="always")
 def exp64(x):
     x = min(max(x, -708.0), 709.0)
     k = np.floor(x * _LOG2E + 0.5)
@@ -67,7 +67,7 @@ def exp64(x):
     return p * _int64_as_float64((np.int64(k) + 1023) << 52)
 
 
-@kernel
+@kernel(inline="always")
 def exp32(x):
     x = min(max(x, np.float32(-87.0)), np.float32(88.0))
     k = np.floor(x * np.float32(_LOG2E) + np.float32(0.5))
@@ -83,7 +83,7 @@ def exp32(x):
     return p * _int32_as_float32((np.int32(k) + np.int32(127)) << np.int32(23))
 
 
-@kernel
+@kernel(inline="always")
 def log1p_unit64(u):
     """log(1 + u) for u in [0, 1]: 2 atanh(s), s = u / (2 + u) <= 1/3, by its series
     (terms to s^35: truncation below 1e-17 relative)."""
@@ -110,7 +110,7 @@ def log1p_unit64(u):
     return 2.0 * s * p
 
 
-@kernel
+@kernel(inline="always")
 def log1p_unit32(u):
     s = u / (np.float32(2.0) + u)
     s2 = s * s
