@@ -38,6 +38,8 @@ def _int32_as_float32(typingctx, bits):
 
 
 _LOG2E = 1.4426950408889634
+# 1/k! for the expm1 series (index k).
+_INV_FACTORIAL = np.array([1.0 / float(np.prod(np.arange(1, k + 1))) for k in range(18)])
 # ln 2 split so that k * _LN2_HI is exact for |k| < 2**20 (fdlibm's constants).
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
@@ -126,9 +128,40 @@ def log1p_unit32(u):
     return np.float32(2.0) * s * p
 
 
+@kernel(inline="always")
+def expm1_64(x):
+    """exp(x) - 1 without cancellation near 0: Taylor series below |x| = 0.5."""
+    if abs(x) >= 0.5:
+        return exp64(x) - 1.0
+    p = 1.0 / 355687428096000.0  # 1/17!
+    for k in range(16, 0, -1):
+        p = p * x + _INV_FACTORIAL[k]
+    return p * x
+
+
+@kernel(inline="always")
+def expm1_32(x):
+    if abs(x) >= np.float32(0.5):
+        return exp32(x) - np.float32(1.0)
+    p = np.float32(1.0 / 40320.0)  # 1/8!
+    for k in range(7, 0, -1):
+        p = p * x + np.float32(_INV_FACTORIAL[k])
+    return p * x
+
+
 def exp(x):
     """exp(x) in x's precision, vectorizable (see module doc)."""
     return np.exp(x)
+
+
+def expm1(x):
+    """exp(x) - 1 in x's precision, vectorizable and accurate near 0."""
+    return np.expm1(x)
+
+
+def tanh(x):
+    """tanh(x) in x's precision, vectorizable: sign(x) * -u / (2 + u), u = expm1(-2|x|)."""
+    return np.tanh(x)
 
 
 def log1p_unit(u):
@@ -148,3 +181,27 @@ def _log1p_unit_overload(u):
     if u == types.float32:
         return lambda u: log1p_unit32(u)
     return lambda u: log1p_unit64(u)
+
+
+@overload(expm1, inline="always")
+def _expm1_overload(x):
+    if x == types.float32:
+        return lambda x: expm1_32(x)
+    return lambda x: expm1_64(x)
+
+
+@overload(tanh, inline="always")
+def _tanh_overload(x):
+    def impl(x):
+        u = expm1(-2 * abs(x))
+        t = -u / (2 + u)
+        return t if x >= 0 else -t
+
+    if x == types.float32:
+        def impl32(x):
+            u = expm1(np.float32(-2.0) * abs(x))
+            t = -u / (np.float32(2.0) + u)
+            return t if x >= 0 else -t
+
+        return impl32
+    return impl
