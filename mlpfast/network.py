@@ -204,7 +204,8 @@ class Network:
                       dtype=self.dtype)
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
         with _threads.kernel_threads(threads):
-            forward_rows(X, self.params, table, acts, xT, out, chunk, activate_output)
+            forward_rows(X.reshape(-1), self.params, table, acts, xT, out.reshape(-1), chunk,
+                         activate_output)
         return out
 
     def _first_narrow(self) -> bool:
@@ -236,6 +237,10 @@ class Network:
         Y = check_targets(y, self.loss_name, self.n_outputs, X.shape[0], self.dtype)
         w = check_sample_weight(sample_weight, X.shape[0], self.dtype)
         return X, Y, w
+
+    def _data(self, X, Y, w):
+        weights = w if w is not None else np.empty(0, self.dtype)
+        return _train.Data(X, Y, weights, X.reshape(-1), Y.reshape(-1))
 
     def _workspace(self, capacity: int, gather: bool, blocks: int):
         """Buffers for ``capacity`` samples; ``gather``: rows are gathered (shuffled)."""
@@ -275,9 +280,10 @@ class Network:
         config, coefs = self._config(n, blocks, shuffle=False, seed=0,
                                      optimizer=_opt.GRADIENT_ONLY, use_weights=w is not None,
                                      hyper={})
-        data = _train.Data(X, Y, w if w is not None else np.empty(0, self.dtype))
+        data = self._data(X, Y, w)
         with _threads.kernel_threads(threads):
-            _train.gradient_pass(data, model, ws, config, coefs)
+            (_train.gradient_pass_parallel if blocks > 1 else _train.gradient_pass)(
+                data, model, ws, config, coefs)
         flat = self._grads
         return Gradients(flat, self._layout.weight_views(flat), self._layout.bias_views(flat))
 
@@ -402,8 +408,9 @@ class Network:
         config, coefs = self._config(batch, blocks, shuffle=shuffle,
                                      seed=self._shuffle_seed, optimizer=optimizer,
                                      use_weights=w is not None, hyper=hyper)
-        data = _train.Data(X, Y, w if w is not None else np.empty(0, self.dtype))
+        data = self._data(X, Y, w)
         losses = np.empty(epochs, dtype=np.float64)
+        train = _train.train_epochs_parallel if blocks > 1 else _train.train_epochs
         flops = 6 * n * sum(a * b for a, b in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
         seconds_per_epoch = flops / 5e9 + 1e-6  # a first guess; measured after each call
         done = 0
@@ -413,9 +420,8 @@ class Network:
                 config[_train.N_EPOCHS] = step
                 started = time.perf_counter()
                 with _threads.kernel_threads(threads):
-                    completed, status = _train.train_epochs(data, model, ws, config, coefs,
-                                                            self._counters,
-                                                            losses[done:done + step])
+                    completed, status = train(data, model, ws, config, coefs, self._counters,
+                                              losses[done:done + step])
                 self.history.extend(losses[done:done + completed].tolist())
                 done += completed
                 if status == _train.DIVERGED:

@@ -54,7 +54,7 @@ HIDDEN_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "logistic", "
 LEAKY_SLOPE = 0.01
 
 
-@kernel(inline="always")
+@kernel
 def activate(z, code):
     """f(z) for every elementwise code (not softmax)."""
     one = like(1.0, z)
@@ -77,7 +77,7 @@ def activate(z, code):
     return z
 
 
-@kernel(inline="always")
+@kernel
 def derivative(a, code):
     """f'(z) written in terms of the output a = f(z)."""
     one = like(1.0, a)
@@ -130,7 +130,7 @@ def _at(base, i):
     return base[i]
 
 
-@overload(_at, inline="always")
+@overload(_at)
 def _at_overload(base, i):
     if isinstance(base, types.Array):
         return lambda base, i: base[i]

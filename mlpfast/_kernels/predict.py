@@ -43,15 +43,14 @@ def _forward_range(Xf, params, layout, acts, xT, out, r0, r1, chunk, activate_ou
 
 
 @parallel_kernel
-def forward_rows(X, params, layout, acts, xT, out, chunk, activate_output):
-    """``out = network(X)`` (2-D, row-major); logits only when not ``activate_output``.
+def forward_rows(Xf, params, layout, acts, xT, outf, chunk, activate_output):
+    """``out = network(X)`` for flat row-major ``Xf`` and ``outf``; logits only when
+    not ``activate_output``.
 
     ``acts``: (n_blocks, chunk * hidden width); ``xT``: (n_blocks, chunk * n_features).
     """
-    n = X.shape[0]
+    n = Xf.shape[0] // layout[0, N_IN]
     n_blocks = acts.shape[0]
-    Xf = X.reshape(X.size)
-    outf = out.reshape(out.size)
     if n_blocks <= 1:
         _forward_range(Xf, params, layout, acts[0], xT[0], outf, 0, n, chunk, activate_output)
         return

@@ -30,7 +30,7 @@ T_IN, T_OUT, T_W, T_B, T_ROW = range(5)
 _EPS = 2.220446049250313e-16  # np.finfo(float).eps
 
 
-@exact_kernel(inline="always")
+@exact_kernel
 def _sigmoid(z, clipped):
     if clipped:
         z = min(max(z, -500.0), 500.0)
@@ -39,7 +39,7 @@ def _sigmoid(z, clipped):
     return 1.0 / (1.0 + math.exp(-z))  # unclipped: exp may overflow to inf, as numpy's
 
 
-@exact_kernel(inline="always")
+@exact_kernel
 def _activation(z, kind):
     if kind == RELU:
         return max(0.0, z) if z == z else z  # np.maximum propagates NaN
@@ -52,7 +52,7 @@ def _activation(z, kind):
     return z
 
 
-@exact_kernel(inline="always")
+@exact_kernel
 def _derivative(z, kind, factor):
     if kind == DRELU:
         return 1.0 if z > 0 else 0.0

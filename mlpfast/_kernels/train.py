@@ -27,6 +27,7 @@ of the epoch, the snapshot is restored and the kernel returns ``DIVERGED``.
 import math
 from collections import namedtuple
 
+import numpy as np
 from numba import prange
 
 from .._config import kernel, parallel_kernel
@@ -63,12 +64,14 @@ OK, DIVERGED = 0, 1
 # ``capacity`` samples; ``xbuf``/``ybuf``/``wbuf``: gathered rows; ``xT``: the
 # transposed input block when the first layer is narrow; ``partials``: per-block
 # float64 results (2 per block).
-Data = namedtuple("Data", "X Y sample_weight")
+# ``Xf``/``Yf`` are flat views of X and Y (made in Python: a reshape inside a kernel
+# drags in numba's error-formatting code, ~1.5 s of every cold compile).
+Data = namedtuple("Data", "X Y sample_weight Xf Yf")
 Model = namedtuple("Model", "params grads state backup layout")
 Workspace = namedtuple("Workspace", "acts deltas xbuf xT ybuf wbuf perm partials")
 
 
-@kernel
+@kernel(inline="always")
 def _output_delta_layout(offset, m, capacity):
     """The output delta is row-major (capacity x m); with one output that is also a
     feature-major 1 x capacity row, which keeps the loops over it contiguous."""
@@ -77,7 +80,7 @@ def _output_delta_layout(offset, m, capacity):
     return offset, m, True
 
 
-@kernel
+@kernel(inline="always")
 def _input_source(xs, x_off, d, ws, capacity, layout, c0, c1):
     """The first layer's input for samples c0:c1: rows of X, or (narrow first layer)
     their transpose in ``ws.xT``.  Returns (buffer, offset, leading dim, row-major)."""
@@ -93,16 +96,38 @@ def _input_source(xs, x_off, d, ws, capacity, layout, c0, c1):
 
 
 @kernel
-def _forward_backward_rows(xs, x_off, ys, y_off, wsrc, w_off, use_weights, model, ws,
-                           capacity, c0, c1, kind, delta_scale):
-    """Phase 1 for samples c0:c1 of the minibatch; returns sum_i w_i l_i."""
+def forward_backward(data, model, ws, start, size, use_perm, c0, c1, kind, delta_scale,
+                     use_weights):
+    """Phase 1 for samples c0:c1 of the minibatch of ``size`` rows at ``start``:
+    gather (through the permutation), forward, fused output loss + delta, and the
+    delta recursion down to the first hidden layer.  Returns sum_i w_i l_i.
+
+    (One function, not a gather step calling a compute step: every level of the
+    call tree is re-optimized by LLVM in each caller, so depth costs compile time.)
+    """
+    X, Y = data.X, data.Y
+    d, m = X.shape[1], Y.shape[1]
     layout = model.layout
     params = model.params
     acts = ws.acts
     deltas = ws.deltas
+    capacity = ws.wbuf.shape[0]
+    if use_perm:
+        xbuf, ybuf, wbuf = ws.xbuf, ws.ybuf, ws.wbuf
+        for r in range(c0, c1):
+            source = ws.perm[start + r]
+            xrow = xbuf[r * d:(r + 1) * d]
+            xrow[:] = X[source]
+            yrow = ybuf[r * m:(r + 1) * m]
+            yrow[:] = Y[source]
+            if use_weights:
+                wbuf[r] = data.sample_weight[source]
+        xs, x_off, ys, y_off, wsrc, w_off = xbuf, 0, ybuf, 0, wbuf, 0
+    else:
+        xs, x_off = data.Xf, start * d
+        ys, y_off = data.Yf, start * m
+        wsrc, w_off = data.sample_weight, start
     n_layers = layout.shape[0]
-    d = layout[0, N_IN]
-    m = layout[n_layers - 1, N_OUT]
     src, s_off, s_ld, s_rowmajor = _input_source(xs, x_off, d, ws, capacity, layout, c0, c1)
     for k in range(n_layers - 1):
         off = layout[k, ACT_OFFSET]
@@ -121,30 +146,6 @@ def _forward_backward_rows(xs, x_off, ys, y_off, wsrc, w_off, use_weights, model
                     capacity, c0, c1)
         d_off, d_ld, d_rowmajor = below, capacity, False
     return loss
-
-
-@kernel
-def forward_backward(data, model, ws, start, size, use_perm, c0, c1, kind, delta_scale,
-                     use_weights):
-    """Phase 1 for samples c0:c1 of the minibatch of ``size`` rows at ``start``."""
-    X, Y = data.X, data.Y
-    d, m = X.shape[1], Y.shape[1]
-    capacity = ws.wbuf.shape[0]
-    if use_perm:
-        xbuf, ybuf, wbuf = ws.xbuf, ws.ybuf, ws.wbuf
-        for r in range(c0, c1):
-            source = ws.perm[start + r]
-            xrow = xbuf[r * d:(r + 1) * d]
-            xrow[:] = X[source]
-            yrow = ybuf[r * m:(r + 1) * m]
-            yrow[:] = Y[source]
-            if use_weights:
-                wbuf[r] = data.sample_weight[source]
-        return _forward_backward_rows(xbuf, 0, ybuf, 0, wbuf, 0, use_weights, model, ws,
-                                      capacity, c0, c1, kind, delta_scale)
-    return _forward_backward_rows(X.reshape(X.size), start * d, Y.reshape(Y.size), start * m,
-                                  data.sample_weight, start, use_weights, model, ws, capacity,
-                                  c0, c1, kind, delta_scale)
 
 
 @kernel
@@ -168,7 +169,7 @@ def update_parameters(data, model, ws, start, size, use_perm, part, n_parts, opt
     elif use_perm:
         src, s_off, s_ld, s_rowmajor = ws.xbuf, 0, d, True
     else:
-        src, s_off, s_ld, s_rowmajor = X.reshape(X.size), start * d, d, True
+        src, s_off, s_ld, s_rowmajor = data.Xf, start * d, d, True
     sumsq = 0.0
     for k in range(n_layers):
         n_in, n_out = layout[k, N_IN], layout[k, N_OUT]
@@ -201,7 +202,7 @@ def update_parameters(data, model, ws, start, size, use_perm, part, n_parts, opt
     return sumsq
 
 
-@kernel
+@kernel(inline="always")
 def batch_weight(data, ws, use_weights, use_perm, start, size):
     if not use_weights:
         return float(size)
@@ -213,40 +214,72 @@ def batch_weight(data, ws, use_weights, use_perm, start, size):
 
 
 @parallel_kernel
-def minibatch_step(data, model, ws, config, coefs, start, size, use_perm, lr, alpha,
-                   want_sumsq):
-    """Both phases for one minibatch.  Returns (sum_i w_i l_i, sum_i w_i, sum W^2)."""
-    use_weights = config[USE_WEIGHTS] != 0
-    optimizer = config[OPTIMIZER]
-    wsum = batch_weight(data, ws, use_weights, use_perm, start, size)
-    delta_scale = coefs[GRAD_SCALE] / wsum
-    kind = config[LOSS_KIND]
-    l2 = alpha / wsum
-    n_blocks = min(config[N_BLOCKS], size // MIN_BLOCK_ROWS)
-    if n_blocks <= 1:
-        loss = forward_backward(data, model, ws, start, size, use_perm, 0, size, kind,
-                                delta_scale, use_weights)
-        sumsq = update_parameters(data, model, ws, start, size, use_perm, 0, 1, optimizer,
-                                  coefs, lr, l2, want_sumsq)
-        return loss, wsum, sumsq
+def _parallel_phase(phase, n_blocks, data, model, ws, start, size, use_perm, kind,
+                    delta_scale, use_weights, optimizer, coefs, lr, l2, want_sumsq):
+    """One phase across ``n_blocks`` threads; block t's result goes to
+    ``ws.partials[phase * n_blocks + t]``.  (One prange for both phases: each
+    prange is compiled as its own function, so two would double the compile.)"""
     partials = ws.partials
     for t in prange(n_blocks):
-        partials[t] = forward_backward(data, model, ws, start, size, use_perm,
-                                       t * size // n_blocks, (t + 1) * size // n_blocks, kind,
-                                       delta_scale, use_weights)
-    for t in prange(n_blocks):
-        partials[n_blocks + t] = update_parameters(data, model, ws, start, size, use_perm, t,
-                                                   n_blocks, optimizer, coefs, lr, l2,
-                                                   want_sumsq)
+        block = np.int64(t)
+        if phase == 0:
+            partials[block] = forward_backward(data, model, ws, start, size, use_perm,
+                                               block * size // n_blocks,
+                                               (block + 1) * size // n_blocks, kind,
+                                               delta_scale, use_weights)
+        else:
+            partials[n_blocks + block] = update_parameters(data, model, ws, start, size,
+                                                           use_perm, block, n_blocks,
+                                                           optimizer, coefs, lr, l2,
+                                                           want_sumsq)
+
+
+@kernel(inline="always")
+def _step_setup(data, ws, config, coefs, start, size, use_perm, alpha):
+    use_weights = config[USE_WEIGHTS] != 0
+    wsum = batch_weight(data, ws, use_weights, use_perm, start, size)
+    return use_weights, wsum, coefs[GRAD_SCALE] / wsum, alpha / wsum
+
+
+@kernel
+def minibatch_step(data, model, ws, config, coefs, start, size, use_perm, lr, alpha,
+                   want_sumsq):
+    """Both phases for one minibatch, in the calling thread.
+    Returns (sum_i w_i l_i, sum_i w_i, sum W^2)."""
+    use_weights, wsum, delta_scale, l2 = _step_setup(data, ws, config, coefs, start, size,
+                                                     use_perm, alpha)
+    loss = forward_backward(data, model, ws, start, size, use_perm, 0, size,
+                            config[LOSS_KIND], delta_scale, use_weights)
+    sumsq = update_parameters(data, model, ws, start, size, use_perm, 0, 1, config[OPTIMIZER],
+                              coefs, lr, l2, want_sumsq)
+    return loss, wsum, sumsq
+
+
+@kernel
+def minibatch_step_parallel(data, model, ws, config, coefs, start, size, use_perm, lr, alpha,
+                            want_sumsq):
+    """:func:`minibatch_step` with both phases split across ``config[N_BLOCKS]``
+    threads (a minibatch too small to split runs serially)."""
+    n_blocks = min(config[N_BLOCKS], size // MIN_BLOCK_ROWS)
+    if n_blocks <= 1:
+        return minibatch_step(data, model, ws, config, coefs, start, size, use_perm, lr, alpha,
+                              want_sumsq)
+    use_weights, wsum, delta_scale, l2 = _step_setup(data, ws, config, coefs, start, size,
+                                                     use_perm, alpha)
+    for phase in range(2):
+        _parallel_phase(phase, n_blocks, data, model, ws, start, size, use_perm,
+                        config[LOSS_KIND], delta_scale, use_weights, config[OPTIMIZER], coefs,
+                        lr, l2, want_sumsq)
     loss = 0.0
     sumsq = 0.0
+    partials = ws.partials
     for t in range(n_blocks):
         loss += partials[t]
         sumsq += partials[n_blocks + t]
     return loss, wsum, sumsq
 
 
-@kernel
+@kernel(inline="always")
 def snapshot(model, restore):
     """Copy params and optimizer state to ``model.backup`` (or back, to restore)."""
     size = model.params.shape[0]
@@ -263,9 +296,47 @@ def snapshot(model, restore):
                 model.backup[1 + row, i] = model.state[row, i]
 
 
+@kernel(inline="always")
+def _epoch_start(model, ws, config, coefs, counters, use_perm):
+    """Snapshot for divergence, shuffle, learning rate of the epoch."""
+    snapshot(model, False)
+    if use_perm:
+        epoch_permutation(ws.perm, config[SEED], counters[EPOCH])
+    lr = coefs[LR]
+    if config[SCHEDULE] == INVSCALING and counters[SAMPLES] > 0:
+        lr = coefs[LR] / (counters[SAMPLES] + 1.0) ** coefs[POWER_T]
+    return lr
+
+
+@kernel(inline="always")
+def _step_lr(config, coefs, counters, lr):
+    """Count the step; adam's bias-corrected step size (scikit-learn's formula)."""
+    counters[STEP] += 1
+    if config[OPTIMIZER] == ADAM:
+        t = counters[STEP]
+        return lr * math.sqrt(1.0 - coefs[BETA2] ** t) / (1.0 - coefs[BETA1] ** t)
+    return lr
+
+
+@kernel(inline="always")
+def _epoch_end(model, counters, epoch_losses, e, totals, finite, step0, samples0):
+    """Record the epoch, or restore the snapshot when it diverged.  Returns OK/DIVERGED."""
+    if not finite or not all_finite(model.params):
+        snapshot(model, True)
+        counters[STEP], counters[SAMPLES] = step0, samples0
+        return DIVERGED
+    epoch_losses[e] = totals[0] / totals[1]
+    counters[EPOCH] += 1
+    return OK
+
+
+# The two training loops below differ only in the minibatch step they call: one
+# runs in the calling thread, one splits minibatches across threads.  They are
+# separate kernels (not one with a flag) so that a serial fit never compiles the
+# parallel region: about 6 s of a cold compile (see asv ColdStart).
 @kernel
 def train_epochs(data, model, ws, config, coefs, counters, epoch_losses):
-    """Run ``config[N_EPOCHS]`` epochs of minibatch training.
+    """Run ``config[N_EPOCHS]`` epochs of minibatch training in the calling thread.
 
     ``counters`` (epoch, optimizer step, samples seen) continue from their values
     and are updated in place, so consecutive calls continue one run.  Each
@@ -273,57 +344,91 @@ def train_epochs(data, model, ws, config, coefs, counters, epoch_losses):
     """
     n = data.X.shape[0]
     batch = config[BATCH_SIZE]
-    optimizer = config[OPTIMIZER]
     use_perm = config[SHUFFLE] != 0 and n > batch
     alpha = coefs[L2_COEF]
-    loss_scale = coefs[LOSS_SCALE]
     want_sumsq = alpha > 0
     w_sumsq = weights_sumsq(model.params, model.layout) if want_sumsq else 0.0
+    totals = np.zeros(2)
     for e in range(config[N_EPOCHS]):
-        snapshot(model, False)
         step0, samples0 = counters[STEP], counters[SAMPLES]
-        if use_perm:
-            epoch_permutation(ws.perm, config[SEED], counters[EPOCH])
-        lr = coefs[LR]
-        if config[SCHEDULE] == INVSCALING and counters[SAMPLES] > 0:
-            lr = coefs[LR] / (counters[SAMPLES] + 1.0) ** coefs[POWER_T]
-        epoch_loss = 0.0
-        epoch_weight = 0.0
+        lr = _epoch_start(model, ws, config, coefs, counters, use_perm)
+        totals[:] = 0.0
         finite = True
         for start in range(0, n, batch):
             size = min(batch, n - start)
-            counters[STEP] += 1
-            step_lr = lr
-            if optimizer == ADAM:
-                t = counters[STEP]
-                step_lr = lr * math.sqrt(1.0 - coefs[BETA2] ** t) / (1.0 - coefs[BETA1] ** t)
+            step_lr = _step_lr(config, coefs, counters, lr)
             loss, wsum, new_sumsq = minibatch_step(data, model, ws, config, coefs, start, size,
                                                    use_perm, step_lr, alpha, want_sumsq)
-            batch_loss = loss_scale * loss / wsum + 0.5 * alpha * w_sumsq / wsum
+            finite = _accumulate(totals, coefs, counters, loss, wsum, w_sumsq, size)
             w_sumsq = new_sumsq
-            if not math.isfinite(batch_loss):
-                finite = False
+            if not finite:
                 break
-            epoch_loss += batch_loss * wsum
-            epoch_weight += wsum
-            counters[SAMPLES] += size
-        if not finite or not all_finite(model.params):
-            snapshot(model, True)
-            counters[STEP], counters[SAMPLES] = step0, samples0
+        if _epoch_end(model, counters, epoch_losses, e, totals, finite, step0,
+                      samples0) == DIVERGED:
             return e, DIVERGED
-        epoch_losses[e] = epoch_loss / epoch_weight
-        counters[EPOCH] += 1
     return config[N_EPOCHS], OK
+
+
+@kernel
+def train_epochs_parallel(data, model, ws, config, coefs, counters, epoch_losses):
+    """:func:`train_epochs` with each minibatch split across ``config[N_BLOCKS]`` threads."""
+    n = data.X.shape[0]
+    batch = config[BATCH_SIZE]
+    use_perm = config[SHUFFLE] != 0 and n > batch
+    alpha = coefs[L2_COEF]
+    want_sumsq = alpha > 0
+    w_sumsq = weights_sumsq(model.params, model.layout) if want_sumsq else 0.0
+    totals = np.zeros(2)
+    for e in range(config[N_EPOCHS]):
+        step0, samples0 = counters[STEP], counters[SAMPLES]
+        lr = _epoch_start(model, ws, config, coefs, counters, use_perm)
+        totals[:] = 0.0
+        finite = True
+        for start in range(0, n, batch):
+            size = min(batch, n - start)
+            step_lr = _step_lr(config, coefs, counters, lr)
+            loss, wsum, new_sumsq = minibatch_step_parallel(data, model, ws, config, coefs,
+                                                            start, size, use_perm, step_lr,
+                                                            alpha, want_sumsq)
+            finite = _accumulate(totals, coefs, counters, loss, wsum, w_sumsq, size)
+            w_sumsq = new_sumsq
+            if not finite:
+                break
+        if _epoch_end(model, counters, epoch_losses, e, totals, finite, step0,
+                      samples0) == DIVERGED:
+            return e, DIVERGED
+    return config[N_EPOCHS], OK
+
+
+@kernel(inline="always")
+def _accumulate(totals, coefs, counters, loss, wsum, w_sumsq, size):
+    """Add a minibatch's loss (data term + L2 term) to the epoch totals; False if
+    it is not finite."""
+    batch_loss = coefs[LOSS_SCALE] * loss / wsum + 0.5 * coefs[L2_COEF] * w_sumsq / wsum
+    if not math.isfinite(batch_loss):
+        return False
+    totals[0] += batch_loss * wsum
+    totals[1] += wsum
+    counters[SAMPLES] += size
+    return True
 
 
 @kernel
 def gradient_pass(data, model, ws, config, coefs):
     """The gradient of the mean loss over all of ``data`` into ``model.grads``
-    (nothing else changes).  Returns (sum_i w_i l_i, sum_i w_i)."""
+    (nothing else changes), in the calling thread.  Returns (sum w_i l_i, sum w_i)."""
     loss, wsum, _ = minibatch_step(data, model, ws, config, coefs, 0, data.X.shape[0], False,
                                    0.0, 0.0, False)
     return loss, wsum
 
 
-__all__ = ["Data", "Model", "Workspace", "train_epochs", "gradient_pass", "GRADIENT_ONLY",
-           "ADAM"]
+@kernel
+def gradient_pass_parallel(data, model, ws, config, coefs):
+    """:func:`gradient_pass` split across ``config[N_BLOCKS]`` threads."""
+    loss, wsum, _ = minibatch_step_parallel(data, model, ws, config, coefs, 0,
+                                            data.X.shape[0], False, 0.0, 0.0, False)
+    return loss, wsum
+
+
+__all__ = ["Data", "Model", "Workspace", "train_epochs", "train_epochs_parallel",
+           "gradient_pass", "gradient_pass_parallel"]

@@ -45,7 +45,7 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 
 
-@kernel(inline="always")
+@kernel
 def exp64(x):
     x = min(max(x, -708.0), 709.0)
     k = np.floor(x * _LOG2E + 0.5)
@@ -69,7 +69,7 @@ def exp64(x):
     return p * _int64_as_float64((np.int64(k) + 1023) << 52)
 
 
-@kernel(inline="always")
+@kernel
 def exp32(x):
     x = min(max(x, np.float32(-87.0)), np.float32(88.0))
     k = np.floor(x * np.float32(_LOG2E) + np.float32(0.5))
@@ -85,7 +85,7 @@ def exp32(x):
     return p * _int32_as_float32((np.int32(k) + np.int32(127)) << np.int32(23))
 
 
-@kernel(inline="always")
+@kernel
 def log1p_unit64(u):
     """log(1 + u) for u in [0, 1]: 2 atanh(s), s = u / (2 + u) <= 1/3, by its series
     (terms to s^35: truncation below 1e-17 relative)."""
@@ -112,7 +112,7 @@ def log1p_unit64(u):
     return 2.0 * s * p
 
 
-@kernel(inline="always")
+@kernel
 def log1p_unit32(u):
     s = u / (np.float32(2.0) + u)
     s2 = s * s
@@ -128,7 +128,7 @@ def log1p_unit32(u):
     return np.float32(2.0) * s * p
 
 
-@kernel(inline="always")
+@kernel
 def expm1_64(x):
     """exp(x) - 1 without cancellation near 0: Taylor series below |x| = 0.5."""
     if abs(x) >= 0.5:
@@ -139,7 +139,7 @@ def expm1_64(x):
     return p * x
 
 
-@kernel(inline="always")
+@kernel
 def expm1_32(x):
     if abs(x) >= np.float32(0.5):
         return exp32(x) - np.float32(1.0)
@@ -169,28 +169,28 @@ def log1p_unit(u):
     return np.log1p(u)
 
 
-@overload(exp, inline="always")
+@overload(exp)
 def _exp_overload(x):
     if x == types.float32:
         return lambda x: exp32(x)
     return lambda x: exp64(x)
 
 
-@overload(log1p_unit, inline="always")
+@overload(log1p_unit)
 def _log1p_unit_overload(u):
     if u == types.float32:
         return lambda u: log1p_unit32(u)
     return lambda u: log1p_unit64(u)
 
 
-@overload(expm1, inline="always")
+@overload(expm1)
 def _expm1_overload(x):
     if x == types.float32:
         return lambda x: expm1_32(x)
     return lambda x: expm1_64(x)
 
 
-@overload(tanh, inline="always")
+@overload(tanh)
 def _tanh_overload(x):
     def impl(x):
         u = expm1(-2 * abs(x))
