@@ -9,6 +9,7 @@ one copy (none when they already are).
 
 from __future__ import annotations
 
+import ctypes
 import numbers
 import operator
 
@@ -29,7 +30,7 @@ def as_float_array(values, dtype, name: str) -> np.ndarray:
                 f"sparse input)")
         try:
             array = np.asarray(values)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise TypeError(f"{name} could not be read as a numeric array: {exc}") from None
         if array.dtype.kind == "c":
             raise TypeError(f"{name} has complex dtype {array.dtype}; mlpfast trains on real "
@@ -37,17 +38,45 @@ def as_float_array(values, dtype, name: str) -> np.ndarray:
         if array.dtype.kind == "O":
             try:
                 array = array.astype(np.float64)
+            except OverflowError:
+                raise ValueError(f"{name} holds numbers too large for a float") from None
             except (TypeError, ValueError):
                 raise TypeError(
                     f"{name} holds non-numeric objects; pass an array of numbers") from None
         elif array.dtype.kind not in _NUMERIC_KINDS:
             raise TypeError(f"{name} has dtype {array.dtype}; pass an array of numbers "
                             f"(ints, floats or bools)")
-    array = np.ascontiguousarray(array, dtype=dtype)
-    if not array.flags.writeable:
-        # The kernels take writeable arrays only (one compiled variant, not two).
-        array = array.copy()
+    source = array
+    try:
+        # order="C" keeps 0-d input 0-d (ascontiguousarray would make it 1-D).
+        array = np.asarray(array, dtype=dtype, order="C")
+    except OverflowError:
+        raise ValueError(f"{name} holds numbers too large for {np.dtype(dtype)}") from None
+    if (array is not source and array.size
+            and not np.isfinite(array.sum(dtype=np.float64))):
+        # Non-finite after the conversion: say so if the input itself was finite.
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite_before = bool(np.isfinite(source.astype(np.float64, copy=False)).all())
+        if finite_before and not np.isfinite(array).all():
+            raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype)} "
+                             f"(largest magnitude {np.abs(source).max():g}); rescale it, or "
+                             f"use a float64 network")
     return array
+
+
+def writable_alias(array: np.ndarray) -> np.ndarray:
+    """``array`` itself, or -- when it is read-only -- a writeable view of the same memory.
+
+    Numba compiles a separate version of every kernel for read-only arrays (about
+    15 s, once per kernel-source version), and copying a read-only X (a memmap
+    opened with mode='r', a joblib memmap) would defeat fitting from disk.  The
+    kernels never write X, so they get an alias of its memory typed as writeable.
+    The caller must keep ``array`` alive while the alias is in use.
+    """
+    if array.flags.writeable or array.size == 0:
+        return array
+    raw = (ctypes.c_char * array.nbytes).from_address(array.ctypes.data)
+    return np.frombuffer(raw, dtype=array.dtype).reshape(array.shape)
 
 
 def check_finite(array: np.ndarray, name: str) -> None:
@@ -123,6 +152,8 @@ def check_targets(y, loss: str, n_outputs: int, n_samples: int, dtype) -> np.nda
                          f"values from {Y.min():g} to {Y.max():g}")
     if loss == "poisson" and Y.min() < 0:
         raise ValueError("the poisson loss needs non-negative targets; y has negative values")
+    if not Y.flags.writeable:
+        Y = Y.copy()  # small; keeps the kernels on their writeable-array version
     return Y
 
 
@@ -137,12 +168,18 @@ def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray | No
     check_finite(w, "sample_weight")
     if w.min() < 0:
         raise ValueError("sample_weight must be non-negative")
-    if w.sum() <= 0:
+    total = float(w.sum(dtype=np.float64))
+    if total <= 0:
         raise ValueError("sample_weight sums to zero; at least one sample needs weight")
+    if not np.isfinite(total):
+        raise ValueError(f"sample_weight sums to {total:g}, too large to average over; "
+                         f"rescale the weights (only their ratios matter)")
+    if not w.flags.writeable:
+        w = w.copy()  # small; keeps the kernels on their writeable-array version
     return w
 
 
-def check_positive_int(value, name: str, minimum: int = 1) -> int:
+def check_positive_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got a bool")
     try:
@@ -151,7 +188,16 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return value
+
+
+MAX_SEED = 2 ** 63 - 1
+
+
+def check_seed(seed) -> int:
+    return check_positive_int(seed, "seed", minimum=0, maximum=MAX_SEED)
 
 
 def check_positive_float(value, name: str, allow_zero: bool = False) -> float:

@@ -20,7 +20,7 @@ from ._kernels.optimizers import OPTIMIZERS, STATE_ROWS
 from ._kernels.predict import forward_rows
 from ._layout import Layout
 from ._validation import check_choice, check_positive_float, check_positive_int, \
-    check_sample_weight, check_targets, check_X
+    check_sample_weight, check_seed, check_targets, check_X, writable_alias
 
 Gradients = namedtuple("Gradients", "flat coefs intercepts")
 Gradients.__doc__ = """Gradients of the mean loss: the flat buffer and per-layer views into it."""
@@ -119,7 +119,7 @@ class Network:
         check_choice(loss, "loss", LOSSES)
         _output_kind_check(loss, activations)
         if seed is not None:
-            seed = check_positive_int(seed, "seed", minimum=0)
+            seed = check_seed(seed)
 
         self.layer_sizes = sizes
         self.activations = activations
@@ -135,6 +135,7 @@ class Network:
         self._optimizer = None
         self._counters = np.zeros(_train.N_COUNTERS, dtype=np.int64)
         self._shuffle_seed = None
+        self._loss_average_by_size = False
         self.history: list[float] = []
         self._bind_views()
         self.initialize(seed)
@@ -204,8 +205,8 @@ class Network:
                       dtype=self.dtype)
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
         with _threads.kernel_threads(threads):
-            forward_rows(X.reshape(-1), self.params, table, acts, xT, out.reshape(-1), chunk,
-                         activate_output)
+            forward_rows(writable_alias(X).reshape(-1), self.params, table, acts, xT,
+                         out.reshape(-1), chunk, activate_output)
         return out
 
     def _first_narrow(self) -> bool:
@@ -240,6 +241,7 @@ class Network:
 
     def _data(self, X, Y, w):
         weights = w if w is not None else np.empty(0, self.dtype)
+        X = writable_alias(X)  # a read-only X (memmap mode 'r') is used in place
         return _train.Data(X, Y, weights, X.reshape(-1), Y.reshape(-1))
 
     def _workspace(self, capacity: int, gather: bool, blocks: int):
@@ -304,6 +306,8 @@ class Network:
         config[_train.OPTIMIZER] = OPTIMIZERS.get(optimizer, optimizer)
         config[_train.SCHEDULE] = _train.SCHEDULES[hyper.get("lr_schedule", "constant")]
         config[_train.USE_WEIGHTS] = int(use_weights)
+        # scikit-learn averages batch losses by row count; the estimators set this.
+        config[_train.AVERAGE_BY_SIZE] = int(self._loss_average_by_size)
         coefs = np.zeros(_train.N_COEFS, dtype=np.float64)
         loss_scale, grad_scale = self._spec.scales(self.n_outputs)
         coefs[_train.LOSS_SCALE] = loss_scale
@@ -363,6 +367,10 @@ class Network:
         check_choice(optimizer, "optimizer", OPTIMIZERS)
         check_choice(lr_schedule, "lr_schedule", _train.SCHEDULES)
         check_choice(on_divergence, "on_divergence", ("raise", "warn"))
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        if callback is not None and not callable(callback):
+            raise TypeError("callback must be callable as callback(epochs_done, losses)")
         hyper = dict(lr=lr, alpha=check_positive_float(alpha, "alpha", allow_zero=True),
                      momentum=check_positive_float(momentum, "momentum", allow_zero=True),
                      beta_1=check_positive_float(beta_1, "beta_1", allow_zero=True),
@@ -374,7 +382,7 @@ class Network:
             if hyper[name] >= 1:
                 raise ValueError(f"{name} must be < 1, got {hyper[name]}")
         if seed is not None:
-            self._shuffle_seed = check_positive_int(seed, "seed", minimum=0)
+            self._shuffle_seed = check_seed(seed)
         elif self._shuffle_seed is None:
             self._shuffle_seed = (self.seed if self.seed is not None
                                   else int(np.random.default_rng().integers(2**62)))
@@ -409,35 +417,54 @@ class Network:
                                      seed=self._shuffle_seed, optimizer=optimizer,
                                      use_weights=w is not None, hyper=hyper)
         data = self._data(X, Y, w)
-        losses = np.empty(epochs, dtype=np.float64)
         train = _train.train_epochs_parallel if blocks > 1 else _train.train_epochs
         flops = 6 * n * sum(a * b for a, b in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
         seconds_per_epoch = flops / 5e9 + 1e-6  # a first guess; measured after each call
-        done = 0
+        # Per-call loss buffer (not one slot per requested epoch: epochs may be huge,
+        # to train until Ctrl-C).
+        buffer = np.empty(min(epochs, 1 << 16), dtype=np.float64)
+        losses: list[np.ndarray] = []
+        first_epoch = int(self._counters[_train.EPOCH])
+        recorded = 0  # epochs of this fit already in ``losses`` and ``history``
+
+        def record(chunk_start):
+            # Every epoch the counters say was completed, from the buffer of the call
+            # that started at ``chunk_start``: correct even when Ctrl-C interrupted
+            # the bookkeeping after a kernel call returned.
+            nonlocal recorded
+            completed = int(self._counters[_train.EPOCH]) - first_epoch
+            if completed > recorded:
+                new = buffer[recorded - chunk_start:completed - chunk_start].copy()
+                losses.append(new)
+                self.history.extend(new.tolist())
+                recorded = completed
+
+        chunk_start = 0
         try:
-            while done < epochs:
-                step = int(min(epochs - done, max(1, TARGET_CALL_SECONDS // seconds_per_epoch)))
+            while recorded < epochs:
+                step = int(min(epochs - recorded, buffer.size,
+                               max(1, TARGET_CALL_SECONDS // seconds_per_epoch)))
                 config[_train.N_EPOCHS] = step
+                chunk_start = recorded
                 started = time.perf_counter()
                 with _threads.kernel_threads(threads):
-                    completed, status = train(data, model, ws, config, coefs, self._counters,
-                                              losses[done:done + step])
-                self.history.extend(losses[done:done + completed].tolist())
-                done += completed
+                    _, status = train(data, model, ws, config, coefs, self._counters,
+                                      buffer[:step])
+                record(chunk_start)
                 if status == _train.DIVERGED:
-                    self._diverged(done, hyper["lr"], on_divergence)
-                    return losses[:done]
+                    self._diverged(hyper["lr"], on_divergence)
+                    break
                 seconds_per_epoch = max((time.perf_counter() - started) / step, 1e-7)
                 if callback is not None:
-                    callback(done, losses[:done])
+                    callback(recorded, np.concatenate(losses))
         except KeyboardInterrupt:
-            warnings.warn(f"training interrupted after {done} of {epochs} epochs; the "
+            record(chunk_start)
+            warnings.warn(f"training interrupted after {recorded} of {epochs} epochs; the "
                           f"network holds the parameters of the last completed epoch",
                           RuntimeWarning, stacklevel=3)
-            return losses[:done]
-        return losses
+        return np.concatenate(losses) if losses else np.empty(0)
 
-    def _diverged(self, done, lr, on_divergence):
+    def _diverged(self, lr, on_divergence):
         epoch = self.epochs_trained + 1
         message = (f"training diverged in epoch {epoch} (a loss or parameter became NaN or "
                    f"infinite); the parameters from the end of epoch {epoch - 1} were "
@@ -445,6 +472,19 @@ class Network:
         if on_divergence == "raise":
             raise DivergenceError(message)
         warnings.warn(message, DivergenceWarning, stacklevel=4)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        # coefs/intercepts are views into params: rebuilt on unpickling, so they keep
+        # sharing its memory (pickle would otherwise copy them apart).
+        del state["coefs"], state["intercepts"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._loss_average_by_size = state.get("_loss_average_by_size", False)
+        self._bind_views()
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:

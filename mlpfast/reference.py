@@ -82,6 +82,17 @@ def d_cross_entropy(y, yhat):
     return -y / yhat.clip(_EPS) + (1 - y) / (1 - yhat).clip(_EPS)
 
 
+def _exact_as_float64(y) -> bool:
+    """Does numpy's arithmetic on ``y`` (in d_cross_entropy: -y, 1 - y, / float) give
+    exactly what it gives on float64(y)?  True for float64, and for int64 labels
+    well inside +-2**53 (no rounding, no wraparound)."""
+    if y.dtype == np.float64:
+        return True
+    if y.dtype != np.int64 or y.size == 0:
+        return False
+    return -(2 ** 52) < y.min() and y.max() < 2 ** 52
+
+
 # --------------------------------------------------------------------------- recognition
 def _probe_input() -> np.ndarray:
     values = [-800.0, -600.0, -500.5, -500.0, -499.5, -60.0, -20.0, -3.7, -1.0, -0.5, -1e-3,
@@ -299,19 +310,26 @@ class mlp:  # noqa: N801  (the reference's name)
             self.da[l - 1] = self.dz[l] @ self.W[l].T
 
     def _fused_backward_ok(self, y, yhat) -> bool:
-        x, _, _, _, zs, acts = self._state
+        """May this backward run on the fused kernel?  Only with the forward's own
+        arrays still in place and float64 targets of the forward's row count (the
+        kernel has no bounds checks; other target dtypes follow numpy's own
+        arithmetic, e.g. uint8 wraparound, which only the numpy path reproduces)."""
+        x, xT, _, _, zs, acts = self._state
+        n = xT.shape[1]
         return (self.a[0] is x
+                and type(y) is np.ndarray and type(yhat) is np.ndarray
+                and y.ndim == 2 and y.shape[0] == n and yhat.shape[0] == n
+                and yhat.dtype == np.float64 and _exact_as_float64(y)
                 and all(self.z[l] is zs[l - 1] and self.a[l] is acts[l - 1]
                         for l in range(1, len(self.layersizes)))
-                and self._parameters_are_ours()
-                and self._fusable_input(y) and self._fusable_input(yhat))
+                and self._parameters_are_ours())
 
     def _backward_fused(self, y, yhat):
         _, xT, zbuf, abuf, _, _ = self._state
         kinds, factors = self._plan
-        # Labels often arrive as int64: the kernel reads them as they are (no copy).
-        Y = y if y.dtype in (np.float64, np.int64) else y.astype(np.float64)
-        Yhat = yhat if yhat.dtype == np.float64 else yhat.astype(np.float64)
+        # Labels often arrive as int64 (small values: exact as float64, see
+        # _exact_as_float64): the kernel reads them as they are, no copy.
+        Y, Yhat = y, yhat
         # One fresh allocation for dz, da (feature-major), da[0] and the gradients.
         width, n = zbuf.shape
         work = np.empty(2 * zbuf.size + xT.size + self._params.size)

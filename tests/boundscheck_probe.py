@@ -47,6 +47,22 @@ for sizes, acts, loss in cases:
                 got = net.loss(X, Y)
                 assert abs(got - expected) <= 1e-3 * max(1.0, abs(expected)), (got, expected)
 
+# Hostile layouts (issue 6): validation hands the kernels C-contiguous arrays of the
+# network's dtype (read-only input is copied first).
+net = Network([3, 5, 2], ["relu", "softmax"], "categorical_crossentropy", seed=0,
+              n_threads=min(2, numba.config.NUMBA_NUM_THREADS))
+base = rng.standard_normal((40, 3))
+readonly = base.astype(np.float32)
+readonly.setflags(write=False)
+labels = rng.integers(0, 2, 40)
+for X in (np.asfortranarray(base), np.repeat(base, 2, axis=0)[::2], readonly, base[:1],
+          base.astype(np.int64), base > 0):
+    y = labels[:len(X)]
+    net.fit(X, y, epochs=2, batch_size=7, optimizer="momentum")
+    net.gradients(X, y)
+    net.loss(X, y)
+    net.predict(X)
+
 model = R.mlp([2, 4, 3, 1], [R.relu, R.relu, R.sigmoid], [R.drelu, R.drelu, R.dsigmoid],
               R.d_cross_entropy)
 model.initialize()

@@ -244,3 +244,17 @@ def test_n_threads_is_restored_after_fit():
     assert net.n_threads == 1
     net.n_threads = -1
     assert net.n_threads == mlpfast._threads.max_threads()
+
+
+def test_pickle_and_deepcopy_keep_views_into_the_buffer(rng):
+    import copy
+    import pickle
+
+    net = make([4, 5, 2], "relu", "identity", "mse")
+    X = rng.standard_normal((20, 4))
+    for clone in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        assert all(np.shares_memory(w, clone.params) for w in clone.coefs + clone.intercepts)
+        np.testing.assert_array_equal(clone.predict(X), net.predict(X))
+        clone.coefs[0][...] = 0
+        clone.intercepts[0][...] = 0
+        assert not np.any(clone.params[:4 * 5 + 5])

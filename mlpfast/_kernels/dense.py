@@ -189,7 +189,9 @@ def weight_gradient(src, s_off, s_ld, s_rowmajor, d, d_off, d_ld, d_rowmajor, n_
                     for i in range(n_samples):
                         acc += srow[i] * drow[i]
                 idx = t_off + p * n_out + j
-                target[idx] = a * acc + b * target[idx]
+                # beta == 0 means "overwrite" (as in BLAS): 0 * NaN left over from a
+                # diverged step must not leak into a fresh gradient.
+                target[idx] = a * acc if beta == 0 else a * acc + b * target[idx]
         return
     ta = TRANS if s_rowmajor else NOTRANS
     a_off = s_off + p0 if s_rowmajor else s_off + p0 * s_ld

@@ -43,8 +43,8 @@ from .shuffle import epoch_permutation
 
 # Indices into the int64 ``config`` array.
 (BATCH_SIZE, N_BLOCKS, SHUFFLE, SEED, LOSS_KIND, OPTIMIZER, SCHEDULE, N_EPOCHS,
- USE_WEIGHTS) = range(9)
-N_CONFIG = 9
+ USE_WEIGHTS, AVERAGE_BY_SIZE) = range(10)
+N_CONFIG = 10
 # A block narrower than this is not worth a thread.
 MIN_BLOCK_ROWS = 8
 # Indices into the float64 ``coefs`` array (the optimizer's come first).
@@ -359,7 +359,7 @@ def train_epochs(data, model, ws, config, coefs, counters, epoch_losses):
             step_lr = _step_lr(config, coefs, counters, lr)
             loss, wsum, new_sumsq = minibatch_step(data, model, ws, config, coefs, start, size,
                                                    use_perm, step_lr, alpha, want_sumsq)
-            finite = _accumulate(totals, coefs, counters, loss, wsum, w_sumsq, size)
+            finite = _accumulate(totals, config, coefs, counters, loss, wsum, w_sumsq, size)
             w_sumsq = new_sumsq
             if not finite:
                 break
@@ -390,7 +390,7 @@ def train_epochs_parallel(data, model, ws, config, coefs, counters, epoch_losses
             loss, wsum, new_sumsq = minibatch_step_parallel(data, model, ws, config, coefs,
                                                             start, size, use_perm, step_lr,
                                                             alpha, want_sumsq)
-            finite = _accumulate(totals, coefs, counters, loss, wsum, w_sumsq, size)
+            finite = _accumulate(totals, config, coefs, counters, loss, wsum, w_sumsq, size)
             w_sumsq = new_sumsq
             if not finite:
                 break
@@ -401,14 +401,17 @@ def train_epochs_parallel(data, model, ws, config, coefs, counters, epoch_losses
 
 
 @kernel(inline="always")
-def _accumulate(totals, coefs, counters, loss, wsum, w_sumsq, size):
+def _accumulate(totals, config, coefs, counters, loss, wsum, w_sumsq, size):
     """Add a minibatch's loss (data term + L2 term) to the epoch totals; False if
-    it is not finite."""
+    it is not finite.  Batches are weighted by their sample weight (the epoch's
+    weighted mean loss), or by their row count (``AVERAGE_BY_SIZE``: scikit-learn's
+    ``loss_curve_``); the two agree without sample weights."""
     batch_loss = coefs[LOSS_SCALE] * loss / wsum + 0.5 * coefs[L2_COEF] * w_sumsq / wsum
     if not math.isfinite(batch_loss):
         return False
-    totals[0] += batch_loss * wsum
-    totals[1] += wsum
+    weight = float(size) if config[AVERAGE_BY_SIZE] != 0 else wsum
+    totals[0] += batch_loss * weight
+    totals[1] += weight
     counters[SAMPLES] += size
     return True
 
