@@ -10,8 +10,16 @@ from .network import DivergenceError, DivergenceWarning, Gradients, Network
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "Gradients", "DivergenceError", "DivergenceWarning",
-           "MLPClassifier", "MLPRegressor", "plot_loss_curve", "__version__"]
+__all__ = [
+    "Network",
+    "Gradients",
+    "DivergenceError",
+    "DivergenceWarning",
+    "MLPClassifier",
+    "MLPRegressor",
+    "plot_loss_curve",
+    "__version__",
+]
 
 
 def __getattr__(name):

@@ -9,25 +9,41 @@ import sys
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mlpfast",
-        description="Fast MLP training on CPUs. Subcommands: demo, bench, warmup, info.")
+        description="Fast MLP training on CPUs. Subcommands: demo, bench, warmup, info.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="train on built-in data; compare with the reference")
     demo.add_argument("--quick", action="store_true", help="fewer epochs (used by the tests)")
 
     bench = sub.add_parser("bench", help="side-by-side comparison with peer libraries")
-    bench.add_argument("--workloads", default="tutorial,moons,wide",
-                       help="comma-separated: tutorial, moons, wide (BENCHMARKS.md)")
-    bench.add_argument("--peers", default="all",
-                       help="comma-separated: mlpfast, reference, torch, sklearn, jax-step, "
-                            "jax-scan (default: all that are installed)")
-    bench.add_argument("--dtype", choices=["float32", "float64", "both", "default"],
-                       default="default", help="default: each workload's own dtype")
-    bench.add_argument("--threads", type=int, default=None,
-                       help="threads for every library (default: all cores)")
+    bench.add_argument(
+        "--workloads",
+        default="tutorial,moons,wide",
+        help="comma-separated: tutorial, moons, wide (BENCHMARKS.md)",
+    )
+    bench.add_argument(
+        "--peers",
+        default="all",
+        help="comma-separated: mlpfast, reference, torch, sklearn, jax-step, "
+        "jax-scan (default: all that are installed)",
+    )
+    bench.add_argument(
+        "--dtype",
+        choices=["float32", "float64", "both", "default"],
+        default="default",
+        help="default: each workload's own dtype",
+    )
+    bench.add_argument(
+        "--threads", type=int, default=None, help="threads for every library (default: all cores)"
+    )
     bench.add_argument("--repeats", type=int, default=5, help="timed repeats (median)")
-    bench.add_argument("--scale", type=float, default=1.0,
-                       help="fraction of each workload's rows (for quick checks)")
+    bench.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="fraction of each workload's rows (for quick checks)",
+    )
 
     warm = sub.add_parser("warmup", help="compile (or load from cache) every kernel")
     warm.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")

@@ -86,8 +86,9 @@ CACHE_DIR: Path | None = _choose_cache_dir()
 CACHE = CACHE_DIR is not None
 
 
-class _KernelCacheLocator(getattr(_numba_caching, "CacheLocator", None)
-                          or _numba_caching._CacheLocator):
+class _KernelCacheLocator(
+    getattr(_numba_caching, "CacheLocator", None) or _numba_caching._CacheLocator
+):
     """Cache locator for mlpfast's kernel modules (see the module docstring)."""
 
     def __init__(self, py_func, py_file):

@@ -73,26 +73,46 @@ class BaseMLP(BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
-        # Network's momentum update needs momentum < 1 (1 would never decay).
-        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
         "nesterovs_momentum": ["boolean"],
         "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"),
-                             Options(Real, {np.inf})],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
-        "n_threads": [None, Interval(Integral, 1, None, closed="left"),
-                      Options(Integral, {-1})],
+        "n_threads": [None, Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
     }
 
-    def __init__(self, *, hidden_layer_sizes, activation, solver, alpha, batch_size,
-                 learning_rate, learning_rate_init, power_t, max_iter, shuffle, random_state,
-                 tol, verbose, warm_start, momentum, nesterovs_momentum, early_stopping,
-                 validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun,
-                 n_threads):
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes,
+        activation,
+        solver,
+        alpha,
+        batch_size,
+        learning_rate,
+        learning_rate_init,
+        power_t,
+        max_iter,
+        shuffle,
+        random_state,
+        tol,
+        verbose,
+        warm_start,
+        momentum,
+        nesterovs_momentum,
+        early_stopping,
+        validation_fraction,
+        beta_1,
+        beta_2,
+        epsilon,
+        n_iter_no_change,
+        max_fun,
+        n_threads,
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -146,6 +166,8 @@ class BaseMLP(BaseEstimator):
         return [int(s) for s in sizes]
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "_net") or (not self.warm_start and not incremental)
         X, y, Y = self._validate_input(X, y, incremental, reset=first_pass)
@@ -159,8 +181,10 @@ class BaseMLP(BaseEstimator):
             self._initialize(X.shape[1], hidden, Y.shape[1], dtype)
         else:
             if Y.shape[1] != self.n_outputs_:
-                raise ValueError(f"y has {Y.shape[1]} outputs but the model was fitted with "
-                                 f"{self.n_outputs_}; refit with warm_start=False")
+                raise ValueError(
+                    f"y has {Y.shape[1]} outputs but the model was fitted with "
+                    f"{self.n_outputs_}; refit with warm_start=False"
+                )
             self._sync_parameters()
         self._net.n_threads = self.n_threads
 
@@ -172,18 +196,20 @@ class BaseMLP(BaseEstimator):
 
     def _sample_weight(self, sample_weight, X, y, incremental):
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype,
-                                                 ensure_non_negative=True)
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            )
         class_weight = self._class_sample_weight(y, incremental)
         if class_weight is not None:
-            sample_weight = (class_weight if sample_weight is None
-                             else sample_weight * class_weight)
+            sample_weight = class_weight if sample_weight is None else sample_weight * class_weight
         if sample_weight is None:
             return None
         sample_weight = np.ascontiguousarray(sample_weight, dtype=X.dtype)
         if not sample_weight.sum() > 0:
-            raise ValueError("sample_weight (times class_weight) sums to zero: at least one "
-                             "sample needs a positive weight")
+            raise ValueError(
+                "sample_weight (times class_weight) sums to zero: at least one "
+                "sample needs a positive weight"
+            )
         return sample_weight
 
     def _initialize(self, n_features, hidden, n_outputs, dtype):
@@ -220,22 +246,35 @@ class BaseMLP(BaseEstimator):
         if self.batch_size == "auto":
             return min(200, n_samples)
         if self.batch_size > n_samples:
-            warnings.warn(f"batch_size={self.batch_size} is larger than the {n_samples} "
-                          f"training samples; using {n_samples}", UserWarning, stacklevel=5)
+            warnings.warn(
+                f"batch_size={self.batch_size} is larger than the {n_samples} "
+                f"training samples; using {n_samples}",
+                UserWarning,
+                stacklevel=5,
+            )
         return min(self.batch_size, n_samples)
 
     def _optimizer_settings(self) -> dict:
         """Network.fit's optimizer arguments for this estimator's solver."""
         if self.solver == "adam":
-            return dict(optimizer="adam", beta_1=self.beta_1, beta_2=self.beta_2,
-                        epsilon=self.epsilon)
+            return dict(
+                optimizer="adam", beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon
+            )
+        if self.momentum >= 1:
+            # (allowed by the parameter constraints, as in scikit-learn, for the
+            # solvers that ignore it)
+            raise ValueError(
+                f"solver='sgd' needs momentum < 1 (a velocity that never "
+                f"decays); got momentum={self.momentum}"
+            )
         if self.momentum > 0:
             optimizer = "nesterov" if self.nesterovs_momentum else "momentum"
         else:
             optimizer = "sgd"
         schedule = "invscaling" if self.learning_rate == "invscaling" else "constant"
-        return dict(optimizer=optimizer, momentum=self.momentum, lr_schedule=schedule,
-                    power_t=self.power_t)
+        return dict(
+            optimizer=optimizer, momentum=self.momentum, lr_schedule=schedule, power_t=self.power_t
+        )
 
     def _reset_optimizer(self):
         # scikit-learn starts a fresh optimizer for every fit() call, warm or not;
@@ -246,38 +285,48 @@ class BaseMLP(BaseEstimator):
         self._net.params[...] = params
 
     def _split_validation(self, X, Y, y, sample_weight):
+        if self.validation_fraction == 0:
+            raise ValueError(
+                "early_stopping=True holds out validation_fraction of the data; it must be > 0"
+            )
         stratify = self._stratify_labels(y)
         arrays = [X, Y, y] + ([sample_weight] if sample_weight is not None else [])
         try:
-            parts = train_test_split(*arrays, test_size=self.validation_fraction,
-                                     random_state=self._random_state, stratify=stratify)
+            parts = train_test_split(
+                *arrays,
+                test_size=self.validation_fraction,
+                random_state=self._random_state,
+                stratify=stratify,
+            )
         except ValueError:
             if stratify is None:
                 raise
             # Too few samples of some class to stratify: an unstratified split.
-            parts = train_test_split(*arrays, test_size=self.validation_fraction,
-                                     random_state=self._random_state)
+            parts = train_test_split(
+                *arrays, test_size=self.validation_fraction, random_state=self._random_state
+            )
         train, val = parts[0::2], parts[1::2]
         if val[0].shape[0] < 2:
-            raise ValueError(f"the validation set holds {val[0].shape[0]} sample(s); early "
-                             f"stopping needs at least 2: increase validation_fraction "
-                             f"(now {self.validation_fraction}) or pass more data")
+            raise ValueError(
+                f"the validation set holds {val[0].shape[0]} sample(s); early "
+                f"stopping needs at least 2: increase validation_fraction "
+                f"(now {self.validation_fraction}) or pass more data"
+            )
         if sample_weight is None:
             train, val = train + [None], val + [None]
-        return ([np.ascontiguousarray(a) if a is not None else None for a in train],
-                [np.ascontiguousarray(a) if a is not None else None for a in val])
+        return (
+            [np.ascontiguousarray(a) if a is not None else None for a in train],
+            [np.ascontiguousarray(a) if a is not None else None for a in val],
+        )
 
     def _stratify_labels(self, y):
         return None
 
     def _fit_stochastic(self, X, Y, y, sample_weight, incremental):
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
         net = self._net
         validation = None
         if self.early_stopping:
-            (X, Y, y, sample_weight), validation = self._split_validation(X, Y, y,
-                                                                         sample_weight)
+            (X, Y, y, sample_weight), validation = self._split_validation(X, Y, y, sample_weight)
         n_samples = X.shape[0]
         batch = self._batch_size(n_samples)
         if not incremental or not hasattr(self, "_learning_rate"):
@@ -291,22 +340,35 @@ class BaseMLP(BaseEstimator):
         bar, lines = self.verbose >= 2, self._prints_lines()
         self.n_iter_ = 0
         stopped = interrupted = False
-        with make_progress(epochs, n_samples, bar, desc=type(self).__name__) as progress, \
-                warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_NETWORK_INTERRUPT_MESSAGE,
-                                    category=RuntimeWarning)
+        with (
+            make_progress(epochs, n_samples, bar, desc=type(self).__name__) as progress,
+            warnings.catch_warnings(),
+        ):
+            warnings.filterwarnings(
+                "ignore", message=_NETWORK_INTERRUPT_MESSAGE, category=RuntimeWarning
+            )
             try:
                 for _ in range(epochs):
                     try:
-                        losses = net.fit(X, Y, epochs=1, batch_size=batch,
-                                         lr=self._learning_rate, shuffle=self.shuffle,
-                                         seed=shuffle_seed, alpha=self.alpha,
-                                         sample_weight=sample_weight, on_divergence="raise",
-                                         verbose=False, **settings)
+                        losses = net.fit(
+                            X,
+                            Y,
+                            epochs=1,
+                            batch_size=batch,
+                            lr=self._learning_rate,
+                            shuffle=self.shuffle,
+                            seed=shuffle_seed,
+                            alpha=self.alpha,
+                            sample_weight=sample_weight,
+                            on_divergence="raise",
+                            verbose=False,
+                            **settings,
+                        )
                     except DivergenceError as exc:
                         raise ValueError(
                             f"the solver produced non-finite weights ({exc}) Scale the "
-                            f"input data or lower learning_rate_init.") from exc
+                            f"input data or lower learning_rate_init."
+                        ) from exc
                     if len(losses) == 0:
                         interrupted = True
                         break
@@ -329,17 +391,23 @@ class BaseMLP(BaseEstimator):
             except KeyboardInterrupt:
                 interrupted = True
         if interrupted:
-            warnings.warn(f"training interrupted by the user after {self.n_iter_} epoch(s) "
-                          f"of this call; the model holds the parameters of the last "
-                          f"completed epoch" + (" (the best on the validation set)"
-                                                if validation is not None else ""),
-                          UserWarning, stacklevel=4)
+            warnings.warn(
+                f"training interrupted by the user after {self.n_iter_} epoch(s) "
+                f"of this call; the model holds the parameters of the last "
+                f"completed epoch"
+                + (" (the best on the validation set)" if validation is not None else ""),
+                UserWarning,
+                stacklevel=4,
+            )
         if validation is not None:
             net.params[...] = self._best_params
         if not (incremental or stopped or interrupted) and self.n_iter_ == self.max_iter:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                          f"reached and the optimization hasn't converged yet.",
-                          ConvergenceWarning, stacklevel=4)
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                f"reached and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
 
     def _prints_lines(self) -> bool:
         # verbose=1: scikit-learn's lines; verbose>=2: sgd/adam show a progress bar
@@ -375,8 +443,10 @@ class BaseMLP(BaseEstimator):
         """No improvement for n_iter_no_change epochs: stop (True), or divide an
         adaptive learning rate by 5 and carry on (False)."""
         what = "Validation score" if self.early_stopping else "Training loss"
-        message = (f"{what} did not improve more than tol={self.tol:f} for "
-                   f"{self.n_iter_no_change} consecutive epochs.")
+        message = (
+            f"{what} did not improve more than tol={self.tol:f} for "
+            f"{self.n_iter_no_change} consecutive epochs."
+        )
         adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
         if adaptive and self._learning_rate > MIN_ADAPTIVE_LR:
             self._learning_rate /= 5.0
@@ -384,8 +454,7 @@ class BaseMLP(BaseEstimator):
                 print(f"{message} Setting learning rate to {self._learning_rate:f}")
             return False
         if self._prints_lines():
-            print(f"{message} " + ("Learning rate too small. " if adaptive else "")
-                  + "Stopping.")
+            print(f"{message} " + ("Learning rate too small. " if adaptive else "") + "Stopping.")
         return True
 
     def _fit_lbfgs(self, X, Y, sample_weight):
@@ -419,13 +488,20 @@ class BaseMLP(BaseEstimator):
         result = None
         try:
             result = scipy.optimize.minimize(
-                loss_and_gradient, iterate.copy(), method="L-BFGS-B", jac=True,
+                loss_and_gradient,
+                iterate.copy(),
+                method="L-BFGS-B",
+                jac=True,
                 callback=record,
-                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+            )
         except KeyboardInterrupt:
-            warnings.warn(f"training interrupted by the user after {len(curve)} lbfgs "
-                          f"iteration(s); the model holds the last iterate", UserWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"training interrupted by the user after {len(curve)} lbfgs "
+                f"iteration(s); the model holds the last iterate",
+                UserWarning,
+                stacklevel=4,
+            )
         if result is not None:
             net.params[...] = result.x
             self.loss_ = float(result.fun)
@@ -437,18 +513,24 @@ class BaseMLP(BaseEstimator):
                 warnings.warn(
                     f"lbfgs failed to converge after {result.nit} iteration(s) (status "
                     f"{result.status}): {message}. Increase max_iter or max_fun, or scale "
-                    f"the data.", ConvergenceWarning, stacklevel=4)
+                    f"the data.",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
         else:
             net.params[...] = iterate
             self.loss_ = curve[-1] if curve else float(loss_and_gradient(iterate)[0])
             self.n_iter_ = len(curve)
         self.loss_curve_.extend(curve)
+        if not np.isfinite(net.params).all():
+            raise ValueError("lbfgs produced non-finite weights; scale the input data")
 
     # ----------------------------------------------------------------- inference
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
-                          dtype=(np.float64, np.float32))
+        X = validate_data(
+            self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32)
+        )
         self._sync_parameters()
         return self._net.predict(_dense(X, self._net.dtype))
 
@@ -464,21 +546,25 @@ class BaseMLP(BaseEstimator):
         """Copy into the network any layer the user replaced in coefs_/intercepts_
         (in-place edits need nothing: those arrays are the network's own views)."""
         net = self._net
-        pairs = [("coefs_", self.coefs_, net.coefs), ("intercepts_", self.intercepts_,
-                                                     net.intercepts)]
-        if all(len(mine) == len(theirs) and all(a is b for a, b in zip(mine, theirs, strict=True))
-               for _, mine, theirs in pairs):
+        pairs = [
+            ("coefs_", self.coefs_, net.coefs),
+            ("intercepts_", self.intercepts_, net.intercepts),
+        ]
+        if all(
+            len(mine) == len(theirs) and all(a is b for a, b in zip(mine, theirs, strict=True))
+            for _, mine, theirs in pairs
+        ):
             return
         for name, mine, theirs in pairs:
             if len(mine) != len(theirs):
-                raise ValueError(f"{name} has {len(mine)} layers; the network has "
-                                 f"{len(theirs)}")
+                raise ValueError(f"{name} has {len(mine)} layers; the network has {len(theirs)}")
             for k, (value, view) in enumerate(zip(mine, theirs, strict=True)):
                 if value is not view:
                     value = np.asarray(value)
                     if value.shape != view.shape:
-                        raise ValueError(f"{name}[{k}] has shape {value.shape}; the network "
-                                         f"expects {view.shape}")
+                        raise ValueError(
+                            f"{name}[{k}] has shape {value.shape}; the network expects {view.shape}"
+                        )
                     view[...] = value
         self._publish_parameters()
 

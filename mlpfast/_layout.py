@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels.dense import ACT_OFFSET, ACTIVATION, B_OFFSET, LAYOUT_COLUMNS, N_IN, N_OUT, \
-    W_OFFSET
+from ._kernels.dense import ACT_OFFSET, ACTIVATION, B_OFFSET, LAYOUT_COLUMNS, N_IN, N_OUT, W_OFFSET
 
 
 class Layout:
@@ -25,12 +24,13 @@ class Layout:
         self.n_layers = len(sizes) - 1
         self.w_offsets, self.b_offsets = [], []
         offset = 0
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
             self.w_offsets.append(offset)
             offset += n_in * n_out
             self.b_offsets.append(offset)
             offset += n_out
         self.n_params = offset
+        self.n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.act_width = sum(sizes[1:])  # floats per row of the activation workspace
         self._tables: dict[int, np.ndarray] = {}
 
@@ -52,15 +52,17 @@ class Layout:
         return table
 
     def weight_views(self, flat: np.ndarray) -> list[np.ndarray]:
-        return [flat[o:o + n_in * n_out].reshape(n_in, n_out)
-                for o, n_in, n_out in zip(self.w_offsets, self.sizes[:-1], self.sizes[1:])]
+        return [
+            flat[o : o + n_in * n_out].reshape(n_in, n_out)
+            for o, n_in, n_out in zip(self.w_offsets, self.sizes[:-1], self.sizes[1:], strict=True)
+        ]
 
     def bias_views(self, flat: np.ndarray) -> list[np.ndarray]:
-        return [flat[o:o + n] for o, n in zip(self.b_offsets, self.sizes[1:])]
+        return [flat[o : o + n] for o, n in zip(self.b_offsets, self.sizes[1:], strict=True)]
 
     def weight_mask(self) -> np.ndarray:
         """True where the flat buffer holds a weight (not a bias)."""
         mask = np.zeros(self.n_params, dtype=bool)
-        for o, n_in, n_out in zip(self.w_offsets, self.sizes[:-1], self.sizes[1:]):
-            mask[o:o + n_in * n_out] = True
+        for o, n_in, n_out in zip(self.w_offsets, self.sizes[:-1], self.sizes[1:], strict=True):
+            mask[o : o + n_in * n_out] = True
         return mask

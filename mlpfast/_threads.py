@@ -67,8 +67,11 @@ def max_threads() -> int:
 def check_n_threads(n_threads) -> int:
     if n_threads is None:
         return max_threads()
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (int,)) and not (
-            hasattr(n_threads, "__index__")):
+    if (
+        isinstance(n_threads, bool)
+        or not isinstance(n_threads, (int,))
+        and not (hasattr(n_threads, "__index__"))
+    ):
         raise TypeError(f"n_threads must be an int or None, got {type(n_threads).__name__}")
     n_threads = int(n_threads)
     if n_threads == -1:
@@ -76,7 +79,8 @@ def check_n_threads(n_threads) -> int:
     if not 1 <= n_threads <= max_threads():
         raise ValueError(
             f"n_threads must be between 1 and {max_threads()} (NUMBA_NUM_THREADS), or -1 "
-            f"for all of them; got {n_threads}")
+            f"for all of them; got {n_threads}"
+        )
     return n_threads
 
 
@@ -89,7 +93,9 @@ def usable_threads(n_threads: int) -> int:
                 "mlpfast is running in a process forked after OpenMP started; it uses one "
                 "thread here (OpenMP cannot run in such a child). Use the 'spawn' or "
                 "'forkserver' start method, or joblib's loky backend, for parallel children.",
-                RuntimeWarning, stacklevel=3)
+                RuntimeWarning,
+                stacklevel=3,
+            )
             _warned_fork = True
         return 1
     return n_threads
@@ -98,13 +104,22 @@ def usable_threads(n_threads: int) -> int:
 def _controller():
     global _blas_controller
     if _blas_controller is None:
-        from threadpoolctl import ThreadpoolController
-
         # numba's BLAS is scipy's: load it before looking, or it is not capped.
         import scipy.linalg.cython_blas  # noqa: F401
+        from threadpoolctl import ThreadpoolController
 
         _blas_controller = ThreadpoolController().select(user_api="blas")
     return _blas_controller
+
+
+def _set_blas_threads(controller, n: int) -> None:
+    # threadpoolctl lets only the first Python thread that set a limit on a
+    # pthreads OpenBLAS change it afterwards (others are silently ignored), so a fit
+    # in a worker thread would run multi-threaded BLAS beside Numba's threads
+    # (10-200x slower, measured).  The lock and count here already coordinate
+    # mlpfast's callers, so call the library's own setter.
+    setter = getattr(controller, "_real_set_num_threads", None) or controller.set_num_threads
+    setter(n)
 
 
 def _cap_blas():
@@ -113,9 +128,9 @@ def _cap_blas():
         if _blas_users == 0:
             controllers = _controller().lib_controllers
             _blas_saved = [c.num_threads for c in controllers]
-            for c, n in zip(controllers, _blas_saved):
+            for c, n in zip(controllers, _blas_saved, strict=True):
                 if n != 1:
-                    c.set_num_threads(1)
+                    _set_blas_threads(c, 1)
         _blas_users += 1
 
 
@@ -124,9 +139,9 @@ def _release_blas():
     with _blas_lock:
         _blas_users -= 1
         if _blas_users == 0:
-            for c, n in zip(_controller().lib_controllers, _blas_saved):
+            for c, n in zip(_controller().lib_controllers, _blas_saved, strict=True):
                 if n != 1:
-                    c.set_num_threads(n)
+                    _set_blas_threads(c, n)
 
 
 @contextlib.contextmanager

@@ -27,14 +27,17 @@ def as_float_array(values, dtype, name: str) -> np.ndarray:
             raise TypeError(
                 f"{name} is a sparse matrix; Network needs a dense array "
                 f"(call .toarray(), or use mlpfast.MLPClassifier/MLPRegressor, which accept "
-                f"sparse input)")
+                f"sparse input)"
+            )
         try:
             array = np.asarray(values)
         except (TypeError, ValueError, OverflowError) as exc:
             raise TypeError(f"{name} could not be read as a numeric array: {exc}") from None
         if array.dtype.kind == "c":
-            raise TypeError(f"{name} has complex dtype {array.dtype}; mlpfast trains on real "
-                            f"numbers: pass the real part (or magnitudes) explicitly")
+            raise TypeError(
+                f"{name} has complex dtype {array.dtype}; mlpfast trains on real "
+                f"numbers: pass the real part (or magnitudes) explicitly"
+            )
         if array.dtype.kind == "O":
             try:
                 array = array.astype(np.float64)
@@ -42,25 +45,28 @@ def as_float_array(values, dtype, name: str) -> np.ndarray:
                 raise ValueError(f"{name} holds numbers too large for a float") from None
             except (TypeError, ValueError):
                 raise TypeError(
-                    f"{name} holds non-numeric objects; pass an array of numbers") from None
+                    f"{name} holds non-numeric objects; pass an array of numbers"
+                ) from None
         elif array.dtype.kind not in _NUMERIC_KINDS:
-            raise TypeError(f"{name} has dtype {array.dtype}; pass an array of numbers "
-                            f"(ints, floats or bools)")
+            raise TypeError(
+                f"{name} has dtype {array.dtype}; pass an array of numbers (ints, floats or bools)"
+            )
     source = array
     try:
         # order="C" keeps 0-d input 0-d (ascontiguousarray would make it 1-D).
         array = np.asarray(array, dtype=dtype, order="C")
     except OverflowError:
         raise ValueError(f"{name} holds numbers too large for {np.dtype(dtype)}") from None
-    if (array is not source and array.size
-            and not np.isfinite(array.sum(dtype=np.float64))):
+    if array is not source and array.size and not np.isfinite(array.sum(dtype=np.float64)):
         # Non-finite after the conversion: say so if the input itself was finite.
         with np.errstate(over="ignore", invalid="ignore"):
             finite_before = bool(np.isfinite(source.astype(np.float64, copy=False)).all())
         if finite_before and not np.isfinite(array).all():
-            raise ValueError(f"{name} has values beyond the range of {np.dtype(dtype)} "
-                             f"(largest magnitude {np.abs(source).max():g}); rescale it, or "
-                             f"use a float64 network")
+            raise ValueError(
+                f"{name} has values beyond the range of {np.dtype(dtype)} "
+                f"(largest magnitude {np.abs(source).max():g}); rescale it, or "
+                f"use a float64 network"
+            )
     return array
 
 
@@ -88,25 +94,34 @@ def check_finite(array: np.ndarray, name: str) -> None:
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(
                 f"{name} contains NaN or infinity ({int(bad.sum())} values, the first at "
-                f"index {first}); remove or impute them before training")
+                f"index {first}); remove or impute them before training"
+            )
 
 
 def check_X(X, n_features: int, dtype, name: str = "X") -> np.ndarray:
     """A 2-D float array of ``n_features`` columns, finite, non-empty."""
     X = as_float_array(X, dtype, name)
     if X.ndim == 1:
-        hint = ("reshape(-1, 1) if it is one feature per sample" if n_features == 1
-                else "reshape(1, -1) if it is a single sample")
-        raise ValueError(f"{name} must be 2-D (samples x features), got a 1-D array of "
-                         f"shape {X.shape}; use {name}.{hint}")
+        hint = (
+            "reshape(-1, 1) if it is one feature per sample"
+            if n_features == 1
+            else "reshape(1, -1) if it is a single sample"
+        )
+        raise ValueError(
+            f"{name} must be 2-D (samples x features), got a 1-D array of "
+            f"shape {X.shape}; use {name}.{hint}"
+        )
     if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (samples x features), got {X.ndim} dimensions "
-                         f"(shape {X.shape})")
+        raise ValueError(
+            f"{name} must be 2-D (samples x features), got {X.ndim} dimensions (shape {X.shape})"
+        )
     if X.shape[0] == 0:
         raise ValueError(f"{name} has no samples (shape {X.shape}); pass at least one row")
     if X.shape[1] != n_features:
-        raise ValueError(f"{name} has {X.shape[1]} features but the network expects "
-                         f"{n_features} (layer_sizes[0])")
+        raise ValueError(
+            f"{name} has {X.shape[1]} features but the network expects "
+            f"{n_features} (layer_sizes[0])"
+        )
     check_finite(X, name)
     return X
 
@@ -127,7 +142,8 @@ def check_targets(y, loss: str, n_outputs: int, n_samples: int, dtype) -> np.nda
             raise ValueError(
                 f"integer class labels for categorical_crossentropy must be in "
                 f"0..{n_outputs - 1} (the network has {n_outputs} outputs); got values from "
-                f"{labels.min():g} to {labels.max():g}")
+                f"{labels.min():g} to {labels.max():g}"
+            )
         onehot = np.zeros((n_samples, n_outputs), dtype=dtype)
         onehot[np.arange(n_samples), labels.astype(np.int64)] = 1
         return onehot
@@ -137,7 +153,8 @@ def check_targets(y, loss: str, n_outputs: int, n_samples: int, dtype) -> np.nda
             raise ValueError(
                 f"y is 1-D but the network has {n_outputs} outputs; pass y of shape "
                 f"(n_samples, {n_outputs})"
-                + (" or integer class labels" if loss == "categorical_crossentropy" else ""))
+                + (" or integer class labels" if loss == "categorical_crossentropy" else "")
+            )
         Y = Y.reshape(-1, 1)
     if Y.ndim != 2:
         raise ValueError(f"y must be 1-D or 2-D, got shape {Y.shape}")
@@ -147,9 +164,12 @@ def check_targets(y, loss: str, n_outputs: int, n_samples: int, dtype) -> np.nda
         raise ValueError(f"y has {Y.shape[1]} columns but the network has {n_outputs} outputs")
     check_finite(Y, "y")
     if loss in ("binary_crossentropy", "categorical_crossentropy", "log_loss") and (
-            Y.min() < 0 or Y.max() > 1):
-        raise ValueError(f"{loss} needs targets in [0, 1] (labels or probabilities); y has "
-                         f"values from {Y.min():g} to {Y.max():g}")
+        Y.min() < 0 or Y.max() > 1
+    ):
+        raise ValueError(
+            f"{loss} needs targets in [0, 1] (labels or probabilities); y has "
+            f"values from {Y.min():g} to {Y.max():g}"
+        )
     if loss == "poisson" and Y.min() < 0:
         raise ValueError("the poisson loss needs non-negative targets; y has negative values")
     if not Y.flags.writeable:
@@ -172,8 +192,10 @@ def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray | No
     if total <= 0:
         raise ValueError("sample_weight sums to zero; at least one sample needs weight")
     if not np.isfinite(total):
-        raise ValueError(f"sample_weight sums to {total:g}, too large to average over; "
-                         f"rescale the weights (only their ratios matter)")
+        raise ValueError(
+            f"sample_weight sums to {total:g}, too large to average over; "
+            f"rescale the weights (only their ratios matter)"
+        )
     if not w.flags.writeable:
         w = w.copy()  # small; keeps the kernels on their writeable-array version
     return w
@@ -193,7 +215,7 @@ def check_positive_int(value, name: str, minimum: int = 1, maximum: int | None =
     return value
 
 
-MAX_SEED = 2 ** 63 - 1
+MAX_SEED = 2**63 - 1
 
 
 def check_seed(seed) -> int:
@@ -212,8 +234,9 @@ def check_positive_float(value, name: str, allow_zero: bool = False) -> float:
 
 def check_choice(value, name: str, choices) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, one of {sorted(choices)}; "
-                        f"got {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be a string, one of {sorted(choices)}; got {type(value).__name__}"
+        )
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of {sorted(choices)}")
     return value

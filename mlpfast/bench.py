@@ -45,7 +45,8 @@ class Workload:
 
     @property
     def flops_per_epoch(self) -> float:
-        return 6.0 * self.X.shape[0] * sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        weights = sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
+        return 6.0 * self.X.shape[0] * weights
 
     def batch_size(self) -> int:
         return self.X.shape[0] if self.batch is None else min(self.batch, self.X.shape[0])
@@ -55,18 +56,48 @@ def make_workload(name: str, scale: float = 1.0) -> Workload:
     from sklearn.datasets import make_circles, make_moons
 
     if name == "tutorial":
-        w = Workload("tutorial", [2, 4, 3, 1], ["relu", "relu", "sigmoid"],
-                     "binary_crossentropy", None, 0.005, 150, "float64", "iteration", 1000)
+        w = Workload(
+            "tutorial",
+            [2, 4, 3, 1],
+            ["relu", "relu", "sigmoid"],
+            "binary_crossentropy",
+            None,
+            0.005,
+            150,
+            "float64",
+            "iteration",
+            1000,
+        )
         n = max(16, int(w.rows * scale))
         w.X, w.y = make_circles(n_samples=n, factor=0.5, noise=0.1, random_state=0)
     elif name == "moons":
-        w = Workload("moons", [2, 64, 64, 1], ["relu", "relu", "sigmoid"],
-                     "binary_crossentropy", 32, 0.05, 1, "float64", "epoch", 100_000)
+        w = Workload(
+            "moons",
+            [2, 64, 64, 1],
+            ["relu", "relu", "sigmoid"],
+            "binary_crossentropy",
+            32,
+            0.05,
+            1,
+            "float64",
+            "epoch",
+            100_000,
+        )
         n = max(64, int(w.rows * scale))
         w.X, w.y = make_moons(n_samples=n, noise=0.2, random_state=0)
     elif name == "wide":
-        w = Workload("wide", [784, 512, 256, 10], ["relu", "relu", "softmax"],
-                     "categorical_crossentropy", 128, 0.01, 1, "float32", "epoch", 20_000)
+        w = Workload(
+            "wide",
+            [784, 512, 256, 10],
+            ["relu", "relu", "softmax"],
+            "categorical_crossentropy",
+            128,
+            0.01,
+            1,
+            "float32",
+            "epoch",
+            20_000,
+        )
         n = max(256, int(w.rows * scale))
         rng = np.random.default_rng(0)
         w.X = rng.standard_normal((n, 784))
@@ -96,8 +127,7 @@ def _mlpfast(w: Workload, dtype: str, threads: int):
     net = Network(w.sizes, w.activations, w.loss, dtype=dtype, seed=0, n_threads=threads)
 
     def run():
-        net.fit(X, Y, epochs=w.epochs, batch_size=w.batch_size(), lr=w.lr, seed=0,
-                verbose=False)
+        net.fit(X, Y, epochs=w.epochs, batch_size=w.batch_size(), lr=w.lr, seed=0, verbose=False)
 
     return run, lambda: net.history[-1]
 
@@ -119,12 +149,15 @@ def _reference(w: Workload, dtype: str, threads: int):
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
+    def softmax_ce_delta(y, yhat):  # softmax + cross-entropy: dL/dz = p - y
+        return yhat - y
+
     if w.loss == "binary_crossentropy":
         out, dout = sigmoid, (lambda z: sigmoid(z) * (1 - sigmoid(z)))
         lossderiv = d_cross_entropy
-    else:  # softmax + cross-entropy: pass dL/dz = p - y through a unit derivative
+    else:  # pass dL/dz through a unit derivative
         out, dout = softmax, (lambda z: 1.0)
-        lossderiv = (lambda y, yhat: yhat - y)
+        lossderiv = softmax_ce_delta
     n_hidden = len(w.sizes) - 2
     model = mlp(w.sizes, [relu] * n_hidden + [out], [drelu] * n_hidden + [dout], lossderiv)
     model.fused = False  # the reference trainer's own numpy path
@@ -139,7 +172,7 @@ def _reference(w: Workload, dtype: str, threads: int):
             order = rng.permutation(len(X)) if batch < len(X) else slice(None)
             Xs, Ys = X[order], Y[order]
             for start in range(0, len(X), batch):
-                xb, yb = Xs[start:start + batch], Ys[start:start + batch]
+                xb, yb = Xs[start : start + batch], Ys[start : start + batch]
                 model.forward(xb)
                 model.backward(yb, model.a[-1])
                 model.update(eta)
@@ -156,7 +189,7 @@ def _torch(w: Workload, dtype: str, threads: int):
     tdtype = torch.float32 if dtype == "float32" else torch.float64
     torch.manual_seed(0)
     layers = []
-    for k, (a, b) in enumerate(zip(w.sizes[:-1], w.sizes[1:])):
+    for k, (a, b) in enumerate(zip(w.sizes[:-1], w.sizes[1:], strict=True)):
         layers.append(torch.nn.Linear(a, b))
         if k < len(w.sizes) - 2:
             layers.append(torch.nn.ReLU())
@@ -177,7 +210,7 @@ def _torch(w: Workload, dtype: str, threads: int):
             order = torch.randperm(len(X)) if batch < len(X) else torch.arange(len(X))
             total = 0.0
             for start in range(0, len(X), batch):
-                idx = order[start:start + batch]
+                idx = order[start : start + batch]
                 optimizer.zero_grad()
                 loss = criterion(model(X[idx]), Y[idx])
                 loss.backward()
@@ -194,9 +227,17 @@ def _sklearn(w: Workload, dtype: str, threads: int):
     from sklearn.neural_network import MLPClassifier
 
     X = np.asarray(w.X, dtype=dtype)
-    clf = MLPClassifier(hidden_layer_sizes=tuple(w.sizes[1:-1]), activation="relu",
-                        solver="sgd", alpha=0.0, momentum=0.0, batch_size=w.batch_size(),
-                        learning_rate_init=w.lr, shuffle=True, random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=tuple(w.sizes[1:-1]),
+        activation="relu",
+        solver="sgd",
+        alpha=0.0,
+        momentum=0.0,
+        batch_size=w.batch_size(),
+        learning_rate_init=w.lr,
+        shuffle=True,
+        random_state=0,
+    )
     classes = np.unique(w.y)
 
     def run():
@@ -219,9 +260,13 @@ def _jax_common(w: Workload, dtype: str, threads: int):
 
     rng = np.random.default_rng(0)
     params = []
-    for a, b in zip(w.sizes[:-1], w.sizes[1:]):
-        params.append((jnp.asarray(rng.standard_normal((a, b)) * np.sqrt(2.0 / a), dtype=dtype),
-                       jnp.zeros(b, dtype=dtype)))
+    for a, b in zip(w.sizes[:-1], w.sizes[1:], strict=True):
+        params.append(
+            (
+                jnp.asarray(rng.standard_normal((a, b)) * np.sqrt(2.0 / a), dtype=dtype),
+                jnp.zeros(b, dtype=dtype),
+            )
+        )
     binary = w.loss == "binary_crossentropy"
 
     def loss_fn(params, xb, yb):
@@ -256,7 +301,7 @@ def _jax_step(w: Workload, dtype: str, threads: int):
             Xs, Ys = jnp.asarray(X[order]), jnp.asarray(Y[order])
             p = state["params"]
             for start in range(0, len(X), batch):
-                p, loss = step(p, Xs[start:start + batch], Ys[start:start + batch])
+                p, loss = step(p, Xs[start : start + batch], Ys[start : start + batch])
             state["params"] = p
             state["loss"] = loss
         jax.block_until_ready(state["params"])
@@ -272,15 +317,15 @@ def _jax_scan(w: Workload, dtype: str, threads: int):
 
     @jax.jit
     def epoch(params, Xs, Ys):
-        xb = Xs[:n_full * batch].reshape(n_full, batch, -1)
-        yb = Ys[:n_full * batch].reshape(n_full, batch, -1)
+        xb = Xs[: n_full * batch].reshape(n_full, batch, -1)
+        yb = Ys[: n_full * batch].reshape(n_full, batch, -1)
 
         def body(p, batch_xy):
             return sgd(p, *batch_xy)
 
         params, losses = jax.lax.scan(body, params, (xb, yb))
         if rest:
-            params, last = sgd(params, Xs[n_full * batch:], Ys[n_full * batch:])
+            params, last = sgd(params, Xs[n_full * batch :], Ys[n_full * batch :])
             losses = jnp.concatenate([losses, last[None]])
         return params, losses
 
@@ -290,16 +335,23 @@ def _jax_scan(w: Workload, dtype: str, threads: int):
     def run():
         for _ in range(w.epochs):
             order = rng.permutation(len(X)) if batch < len(X) else np.arange(len(X))
-            state["params"], losses = epoch(state["params"], jnp.asarray(X[order]),
-                                            jnp.asarray(Y[order]))
+            state["params"], losses = epoch(
+                state["params"], jnp.asarray(X[order]), jnp.asarray(Y[order])
+            )
         state["loss"] = losses[-1]
         jax.block_until_ready(state["params"])
 
     return run, lambda: float(state["loss"])
 
 
-_ADAPTERS = {"mlpfast": _mlpfast, "reference": _reference, "torch": _torch,
-             "sklearn": _sklearn, "jax-step": _jax_step, "jax-scan": _jax_scan}
+_ADAPTERS = {
+    "mlpfast": _mlpfast,
+    "reference": _reference,
+    "torch": _torch,
+    "sklearn": _sklearn,
+    "jax-step": _jax_step,
+    "jax-scan": _jax_scan,
+}
 
 
 # --------------------------------------------------------------------------- measuring
@@ -347,7 +399,7 @@ def gemm_rate(dtype: str, size: int = 2048, repeats: int = 5) -> float:
         started = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - started)
-    return 2.0 * size ** 3 / float(np.median(times)) / 1e9
+    return 2.0 * size**3 / float(np.median(times)) / 1e9
 
 
 def _cpu_name() -> str:
@@ -362,21 +414,30 @@ def _cpu_name() -> str:
 
 
 def format_table(results: list[Result], workloads: dict, gemm: dict) -> str:
-    lines = ["| workload | dtype | peer | time / unit | GFLOP/s | x mlpfast | final loss | "
-             "first call (s) |", "|---|---|---|---|---|---|---|---|"]
-    base = {(r.workload, r.dtype): r.seconds for r in results
-            if r.peer == "mlpfast" and not r.skipped}
+    lines = [
+        "| workload | dtype | peer | time / unit | GFLOP/s | x mlpfast | final loss | "
+        "first call (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    base = {
+        (r.workload, r.dtype): r.seconds for r in results if r.peer == "mlpfast" and not r.skipped
+    }
     for r in results:
         if r.skipped:
             continue
         w = workloads[r.workload]
         unit = "us/iteration" if w.unit == "iteration" else "ms/epoch"
         scale = 1e6 if w.unit == "iteration" else 1e3
-        ratio = r.seconds / base[(r.workload, r.dtype)] if (r.workload, r.dtype) in base \
+        ratio = (
+            r.seconds / base[(r.workload, r.dtype)]
+            if (r.workload, r.dtype) in base
             else float("nan")
-        lines.append(f"| {r.workload} | {r.dtype} | {r.peer} | {r.seconds * scale:.3g} "
-                     f"{unit} | {r.gflops:.3g} | {ratio:.2f} | {r.loss:.4g} | "
-                     f"{r.first_call:.2f} |")
+        )
+        lines.append(
+            f"| {r.workload} | {r.dtype} | {r.peer} | {r.seconds * scale:.3g} "
+            f"{unit} | {r.gflops:.3g} | {ratio:.2f} | {r.loss:.4g} | "
+            f"{r.first_call:.2f} |"
+        )
     skipped = [r for r in results if r.skipped]
     notes = sorted({f"- {r.peer} skipped: {r.skipped}" for r in skipped})
     limit = ", ".join(f"{dt} {rate:.0f} GFLOP/s" for dt, rate in gemm.items())
@@ -389,15 +450,26 @@ def run_benchmark(workload_names, peers, dtype_choice, threads, repeats, scale, 
     threads = threads or numba.config.NUMBA_NUM_THREADS
     workloads = {name: make_workload(name, scale) for name in workload_names}
     env_set = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if os.environ.get(v)]
-    out(f"mlpfast bench, {datetime.date.today().isoformat()}, {_cpu_name()}, "
-        f"{os.cpu_count()} CPUs, {threads} threads, numpy {np.__version__}")
-    out("OpenBLAS tuning variables: " + (
-        f"SET ({', '.join(env_set)}): numbers are not what users see; rerun with "
-        f"env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE" if env_set else "unset"))
+    out(
+        f"mlpfast bench, {datetime.date.today().isoformat()}, {_cpu_name()}, "
+        f"{os.cpu_count()} CPUs, {threads} threads, numpy {np.__version__}"
+    )
+    out(
+        "OpenBLAS tuning variables: "
+        + (
+            f"SET ({', '.join(env_set)}): numbers are not what users see; rerun with "
+            f"env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"
+            if env_set
+            else "unset"
+        )
+    )
     results = []
     for name, w in workloads.items():
-        dtypes = [w.dtype] if dtype_choice == "default" else (
-            ["float32", "float64"] if dtype_choice == "both" else [dtype_choice])
+        dtypes = (
+            [w.dtype]
+            if dtype_choice == "default"
+            else (["float32", "float64"] if dtype_choice == "both" else [dtype_choice])
+        )
         for dt in dtypes:
             for peer in peers:
                 r = measure(w, peer, dt, threads, repeats)

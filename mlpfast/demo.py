@@ -74,15 +74,20 @@ def run_demo(quick: bool = False) -> int:
         model.update(0.005)
         yhat = model.forward(X)
     print("1. The tutorial (2-4-3-1, 150 full-batch steps, lr 0.005), drop-in mlp class:")
-    print(f"   loss {cross_entropy(y, yhat)[0, 0]:.8f}, accuracy "
-          f"{accuracy_score(y, yhat > 0.5):.3f} (REFERENCE.md: 683.61702980, 0.614)")
+    print(
+        f"   loss {cross_entropy(y, yhat)[0, 0]:.8f}, accuracy "
+        f"{accuracy_score(y, yhat > 0.5):.3f} (REFERENCE.md: 683.61702980, 0.614)"
+    )
     print(f"   reference numpy trainer {per_iteration[False] * 1e6:8.1f} us/iteration")
-    print(f"   mlpfast.reference.mlp   {per_iteration[True] * 1e6:8.1f} us/iteration "
-          f"({per_iteration[False] / per_iteration[True]:.1f}x faster)")
+    print(
+        f"   mlpfast.reference.mlp   {per_iteration[True] * 1e6:8.1f} us/iteration "
+        f"({per_iteration[False] / per_iteration[True]:.1f}x faster)"
+    )
 
     # 2. The same data with mlpfast's own Network (correct derivatives, mean losses).
-    net = Network([2, 16, 8, 1], ["relu", "relu", "sigmoid"], "binary_crossentropy",
-                  dtype="float64", seed=0)
+    net = Network(
+        [2, 16, 8, 1], ["relu", "relu", "sigmoid"], "binary_crossentropy", dtype="float64", seed=0
+    )
     started = time.perf_counter()
     net.fit(X, y, epochs=1, batch_size=32, lr=0.3)
     compile_seconds = time.perf_counter() - started
@@ -92,23 +97,27 @@ def run_demo(quick: bool = False) -> int:
     fit_seconds = time.perf_counter() - started
     accuracy = accuracy_score(y, net.predict(X) > 0.5)
     print(f"\n2. Network([2, 16, 8, 1]) on the circles, minibatch SGD (32), {epochs} epochs:")
-    print(f"   accuracy {accuracy:.3f}; {fit_seconds * 1e3 / epochs:.3f} ms/epoch "
-          f"(first call incl. compile/cache load: {compile_seconds:.2f} s)")
+    print(
+        f"   accuracy {accuracy:.3f}; {fit_seconds * 1e3 / epochs:.3f} ms/epoch "
+        f"(first call incl. compile/cache load: {compile_seconds:.2f} s)"
+    )
 
     # 3. Handwritten digits, float32, softmax.
     digits = load_digits()
     Xd = (digits.data / 16.0).astype(np.float32)
-    X_train, X_test, y_train, y_test = train_test_split(Xd, digits.target, test_size=0.25,
-                                                        random_state=0)
-    net = Network([64, 128, 10], ["relu", "softmax"], "categorical_crossentropy",
-                  dtype="float32", seed=0)
+    X_train, X_test, y_train, y_test = train_test_split(
+        Xd, digits.target, test_size=0.25, random_state=0
+    )
+    net = Network(
+        [64, 128, 10], ["relu", "softmax"], "categorical_crossentropy", dtype="float32", seed=0
+    )
     net.fit(X_train, y_train, epochs=1, batch_size=32, lr=0.1)
     epochs = 10 if quick else 40
     started = time.perf_counter()
     net.fit(X_train, y_train, epochs=epochs, batch_size=32, lr=0.1)
     fit_seconds = time.perf_counter() - started
     accuracy = accuracy_score(y_test, net.predict(X_test).argmax(axis=1))
-    print(f"\n3. Network([64, 128, 10]) on scikit-learn's digits (float32, batch 32):")
+    print("\n3. Network([64, 128, 10]) on scikit-learn's digits (float32, batch 32):")
     print(f"   test accuracy {accuracy:.3f}; {fit_seconds * 1e3 / epochs:.2f} ms/epoch")
     print("\nPeer comparison: python -m mlpfast bench   (see README.md)")
     return 0
@@ -157,21 +166,30 @@ def info() -> int:
     from . import Network
 
     Network([2, 1], "sigmoid", "binary_crossentropy").predict(np.zeros((1, 2)))
-    print(f"threading      {_threads.threading_layer()} (max {_threads.max_threads()} threads, "
-          f"NUMBA_NUM_THREADS)")
+    print(
+        f"threading      {_threads.threading_layer()} (max {_threads.max_threads()} threads, "
+        f"NUMBA_NUM_THREADS)"
+    )
     try:
         from threadpoolctl import threadpool_info
 
         for lib in threadpool_info():
-            print(f"threadpool     {lib.get('internal_api')} {lib.get('version')} "
-                  f"{lib.get('num_threads')} threads ({lib.get('filepath')})")
+            print(
+                f"threadpool     {lib.get('internal_api')} {lib.get('version')} "
+                f"{lib.get('num_threads')} threads ({lib.get('filepath')})"
+            )
     except ImportError:
         pass
     print(f"kernel cache   {_config.describe_cache()}")
     import os
 
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "NUMBA_NUM_THREADS",
-                "NUMBA_THREADING_LAYER", "NUMBA_CACHE_DIR"):
+    for var in (
+        "OPENBLAS_CORETYPE",
+        "OPENBLAS_L2_SIZE",
+        "NUMBA_NUM_THREADS",
+        "NUMBA_THREADING_LAYER",
+        "NUMBA_CACHE_DIR",
+    ):
         if os.environ.get(var):
             print(f"env            {var}={os.environ[var]}")
     return 0

@@ -132,8 +132,10 @@ _ATTRIBUTES_DOC = """
 
 def _stochastic_solver(estimator) -> bool:
     if estimator.solver not in STOCHASTIC_SOLVERS:
-        raise AttributeError(f"partial_fit is only available for the stochastic solvers "
-                             f"{STOCHASTIC_SOLVERS}; solver={estimator.solver!r}")
+        raise AttributeError(
+            f"partial_fit is only available for the stochastic solvers "
+            f"{STOCHASTIC_SOLVERS}; solver={estimator.solver!r}"
+        )
     return True
 
 
@@ -142,7 +144,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     A drop-in for :class:`sklearn.neural_network.MLPClassifier`.  Multi-class targets
     get a softmax output and cross-entropy; binary targets and multi-label indicator
-    matrices get sigmoid outputs and the log-loss summed over outputs.
+    matrices get sigmoid outputs and the log-loss summed over outputs.  Sparse ``X`` is
+    accepted and expanded to dense.
 
     Parameters
     ----------{_PARAMETERS_DOC}    class_weight : dict, 'balanced' or None, default=None
@@ -168,28 +171,74 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 class_weight=None, n_threads=None):
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        class_weight=None,
+        n_threads=None,
+    ):
         super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
-            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
-            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
-            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, n_threads=n_threads)
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            n_threads=n_threads,
+        )
         self.class_weight = class_weight
 
     # ---------------------------------------------------------------- targets
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -201,11 +250,15 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             if incremental:
                 unknown = np.setdiff1d(seen, self.classes_)
                 if len(unknown):
-                    raise ValueError(f"y has classes {unknown.tolist()} that are not in "
-                                     f"classes_ {self.classes_.tolist()}")
+                    raise ValueError(
+                        f"y has classes {unknown.tolist()} that are not in "
+                        f"classes_ {self.classes_.tolist()}"
+                    )
             elif set(seen) != set(self.classes_):
-                raise ValueError(f"warm_start needs y with the classes of the previous fit "
-                                 f"{self.classes_.tolist()}; y has {seen.tolist()}")
+                raise ValueError(
+                    f"warm_start needs y with the classes of the previous fit "
+                    f"{self.classes_.tolist()}; y has {seen.tolist()}"
+                )
         return X, y, self._label_binarizer.transform(y)
 
     def _output_layer(self):
@@ -229,9 +282,11 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         if self.class_weight is None:
             return None
         if incremental and self.class_weight == "balanced":
-            raise ValueError("class_weight='balanced' is not supported by partial_fit (it "
-                             "sees one batch at a time); pass a dict, e.g. from "
-                             "sklearn.utils.class_weight.compute_class_weight")
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit (it "
+                "sees one batch at a time); pass a dict, e.g. from "
+                "sklearn.utils.class_weight.compute_class_weight"
+            )
         return compute_sample_weight(self.class_weight, y)
 
     # ---------------------------------------------------------------- public API
@@ -266,8 +321,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                 self._label_binarizer = LabelBinarizer().fit(classes)
             self.classes_ = self._label_binarizer.classes_
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"classes={list(classes)} differs from the classes of the "
-                             f"first call, {self.classes_.tolist()}")
+            raise ValueError(
+                f"classes={list(classes)} differs from the classes of the "
+                f"first call, {self.classes_.tolist()}"
+            )
         return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
@@ -299,12 +356,13 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     A drop-in for :class:`sklearn.neural_network.MLPRegressor`: half squared error with
     an identity output, or the Poisson deviance with an exponential output; 2-D ``y``
-    trains one output per column.
+    trains one output per column.  Sparse ``X`` is accepted and expanded to dense.
 
     Parameters
     ----------
-    loss : {{'squared_error', 'poisson'}}, default='squared_error'{_PARAMETERS_DOC}{
-        _THREADS_DOC}
+    loss : {{'squared_error', 'poisson'}}, default='squared_error'
+        Half squared error (identity output) or Poisson deviance (exp output; needs
+        non-negative targets).{_PARAMETERS_DOC}{_THREADS_DOC}
     Attributes
     ----------{_ATTRIBUTES_DOC}
     Examples
@@ -322,32 +380,78 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         "loss": [StrOptions({"squared_error", "poisson"})],
     }
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
-                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_threads=None):
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        n_threads=None,
+    ):
         super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
-            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
-            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
-            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, n_threads=n_threads)
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            n_threads=n_threads,
+        )
         self.loss = loss
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):
-            raise ValueError("loss='poisson' needs non-negative targets; y has negative "
-                             "values")
+            raise ValueError("loss='poisson' needs non-negative targets; y has negative values")
         return X, y, y.reshape(y.shape[0], -1)
 
     def _output_layer(self):

@@ -9,18 +9,25 @@ from collections import namedtuple
 import numpy as np
 
 from . import _threads
-from ._kernels import train as _train
-from ._kernels.activations import ACTIVATIONS, CANONICAL_NAMES, HIDDEN_ACTIVATIONS, \
-    SOFTMAX
-from ._kernels.activations import EXP as _EXP
 from ._kernels import optimizers as _opt
+from ._kernels import train as _train
+from ._kernels.activations import ACTIVATIONS, CANONICAL_NAMES, HIDDEN_ACTIVATIONS, SOFTMAX
+from ._kernels.activations import EXP as _EXP
 from ._kernels.dense import narrow
 from ._kernels.losses import KIND_ACTIVATION, LOSSES, output_loss_and_delta
 from ._kernels.optimizers import OPTIMIZERS, STATE_ROWS
 from ._kernels.predict import forward_rows
 from ._layout import Layout
-from ._validation import check_choice, check_positive_float, check_positive_int, \
-    check_sample_weight, check_seed, check_targets, check_X, writable_alias
+from ._validation import (
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+    check_sample_weight,
+    check_seed,
+    check_targets,
+    check_X,
+    writable_alias,
+)
 
 Gradients = namedtuple("Gradients", "flat coefs intercepts")
 Gradients.__doc__ = """Gradients of the mean loss: the flat buffer and per-layer views into it."""
@@ -60,11 +67,14 @@ def _output_kind_check(loss: str, activations: tuple[str, ...]) -> None:
     if required is not None and out != required:
         raise ValueError(
             f"loss {loss!r} needs a {CANONICAL_NAMES[required]!r} output layer (they are "
-            f"fused for numerical stability); the last activation is {activations[-1]!r}")
+            f"fused for numerical stability); the last activation is {activations[-1]!r}"
+        )
     if required is None and out in (SOFTMAX, _EXP):
-        raise ValueError(f"a {activations[-1]!r} output layer needs the "
-                         f"{'categorical_crossentropy' if out == SOFTMAX else 'poisson'} loss, "
-                         f"not {loss!r}")
+        raise ValueError(
+            f"a {activations[-1]!r} output layer needs the "
+            f"{'categorical_crossentropy' if out == SOFTMAX else 'poisson'} loss, "
+            f"not {loss!r}"
+        )
 
 
 class Network:
@@ -101,21 +111,23 @@ class Network:
         Mean training loss of every epoch trained so far.
     """
 
-    def __init__(self, layer_sizes, activations, loss, dtype="float32", seed=None,
-                 n_threads=None):
+    def __init__(self, layer_sizes, activations, loss, dtype="float32", seed=None, n_threads=None):
         sizes = self._check_sizes(layer_sizes)
         n_layers = len(sizes) - 1
         if isinstance(activations, str):
             activations = [activations] * n_layers
         activations = tuple(activations) if not isinstance(activations, tuple) else activations
         if len(activations) != n_layers:
-            raise ValueError(f"{n_layers} layers need {n_layers} activations, got "
-                             f"{len(activations)}")
+            raise ValueError(
+                f"{n_layers} layers need {n_layers} activations, got {len(activations)}"
+            )
         for k, name in enumerate(activations):
             check_choice(name, f"activation (layer {k + 1})", ACTIVATIONS)
             if k < n_layers - 1 and name not in HIDDEN_ACTIVATIONS:
-                raise ValueError(f"{name!r} can only be the output activation (layer "
-                                 f"{k + 1} of {n_layers} is hidden)")
+                raise ValueError(
+                    f"{name!r} can only be the output activation (layer "
+                    f"{k + 1} of {n_layers} is hidden)"
+                )
         check_choice(loss, "loss", LOSSES)
         _output_kind_check(loss, activations)
         if seed is not None:
@@ -146,10 +158,8 @@ class Network:
         if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
             raise TypeError("layer_sizes must be a sequence of ints such as [2, 4, 3, 1]")
         if len(layer_sizes) < 2:
-            raise ValueError("layer_sizes needs at least an input and an output size, e.g. "
-                             "[2, 1]")
-        return tuple(check_positive_int(s, f"layer_sizes[{i}]")
-                     for i, s in enumerate(layer_sizes))
+            raise ValueError("layer_sizes needs at least an input and an output size, e.g. [2, 1]")
+        return tuple(check_positive_int(s, f"layer_sizes[{i}]") for i, s in enumerate(layer_sizes))
 
     def _bind_views(self):
         self.coefs = self._layout.weight_views(self.params)
@@ -159,7 +169,7 @@ class Network:
         """(Re)draw the weights: He normal after ReLU-like layers, Glorot uniform
         otherwise; biases zero.  Resets optimizer state and the training position."""
         rng = np.random.default_rng(seed)
-        for k, (w, b) in enumerate(zip(self.coefs, self.intercepts)):
+        for k, (w, b) in enumerate(zip(self.coefs, self.intercepts, strict=True)):
             n_in, n_out = w.shape
             if self.activations[k] in _RELU_FAMILY:
                 w[...] = rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / n_in)
@@ -190,8 +200,10 @@ class Network:
         return int(self._counters[_train.EPOCH])
 
     def __repr__(self):
-        return (f"Network({list(self.layer_sizes)}, {list(self.activations)}, "
-                f"{self.loss_name!r}, dtype={self.dtype.name!r})")
+        return (
+            f"Network({list(self.layer_sizes)}, {list(self.activations)}, "
+            f"{self.loss_name!r}, dtype={self.dtype.name!r})"
+        )
 
     # --------------------------------------------------------------- inference
     def _forward(self, X, activate_output: bool) -> np.ndarray:
@@ -201,12 +213,21 @@ class Network:
         chunk = min(PREDICT_CHUNK, n)
         table = self._layout.table(chunk)
         acts = np.empty((n_blocks, chunk * self._layout.act_width), dtype=self.dtype)
-        xT = np.empty((n_blocks, chunk * X.shape[1] if self._first_narrow() else 0),
-                      dtype=self.dtype)
+        xT = np.empty(
+            (n_blocks, chunk * X.shape[1] if self._first_narrow() else 0), dtype=self.dtype
+        )
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
         with _threads.kernel_threads(threads):
-            forward_rows(writable_alias(X).reshape(-1), self.params, table, acts, xT,
-                         out.reshape(-1), chunk, activate_output)
+            forward_rows(
+                writable_alias(X).reshape(-1),
+                self.params,
+                table,
+                acts,
+                xT,
+                out.reshape(-1),
+                chunk,
+                activate_output,
+            )
         return out
 
     def _first_narrow(self) -> bool:
@@ -226,9 +247,23 @@ class Network:
         use_w = w is not None
         weights = w if use_w else np.empty(0, self.dtype)
         scratch = np.empty(logits.size, dtype=self.dtype)
-        total = output_loss_and_delta(logits.reshape(-1), 0, Y.reshape(-1), 0, weights, 0, use_w,
-                                      0, X.shape[0], self.n_outputs, self._spec.kind,
-                                      self._layout.codes[-1], 0.0, scratch, 0)
+        total = output_loss_and_delta(
+            logits.reshape(-1),
+            0,
+            Y.reshape(-1),
+            0,
+            weights,
+            0,
+            use_w,
+            0,
+            X.shape[0],
+            self.n_outputs,
+            self._spec.kind,
+            self._layout.codes[-1],
+            0.0,
+            scratch,
+            0,
+        )
         loss_scale, _ = self._spec.scales(self.n_outputs)
         return loss_scale * total / (float(w.sum()) if use_w else X.shape[0])
 
@@ -260,8 +295,7 @@ class Network:
         )
 
     def _blocks_for(self, batch: int, threads: int) -> int:
-        flops = 6 * batch * sum(a * b for a, b in zip(self.layer_sizes[:-1],
-                                                      self.layer_sizes[1:]))
+        flops = 6 * batch * self._layout.n_weights
         if threads <= 1 or flops < PARALLEL_MIN_FLOPS:
             return 1
         return max(1, min(threads, batch // _train.MIN_BLOCK_ROWS))
@@ -276,16 +310,28 @@ class Network:
         n = X.shape[0]
         threads = _threads.usable_threads(self._n_threads)
         blocks = self._blocks_for(n, threads)
-        model = _train.Model(self.params, self._grads, self._state[:0],
-                             np.empty((1, 0), self.dtype), self._layout.table(n))
+        model = _train.Model(
+            self.params,
+            self._grads,
+            self._state[:0],
+            np.empty((1, 0), self.dtype),
+            self._layout.table(n),
+        )
         ws = self._workspace(n, False, blocks)
-        config, coefs = self._config(n, blocks, shuffle=False, seed=0,
-                                     optimizer=_opt.GRADIENT_ONLY, use_weights=w is not None,
-                                     hyper={})
+        config, coefs = self._config(
+            n,
+            blocks,
+            shuffle=False,
+            seed=0,
+            optimizer=_opt.GRADIENT_ONLY,
+            use_weights=w is not None,
+            hyper={},
+        )
         data = self._data(X, Y, w)
         with _threads.kernel_threads(threads):
             (_train.gradient_pass_parallel if blocks > 1 else _train.gradient_pass)(
-                data, model, ws, config, coefs)
+                data, model, ws, config, coefs
+            )
         flat = self._grads
         return Gradients(flat, self._layout.weight_views(flat), self._layout.bias_views(flat))
 
@@ -322,10 +368,29 @@ class Network:
         coefs[_train.POWER_T] = hyper.get("power_t", 0.5)
         return config, coefs
 
-    def fit(self, X, y, *, epochs=1, batch_size=32, lr=0.01, shuffle=True, seed=None,
-            optimizer="sgd", momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-            alpha=0.0, lr_schedule="constant", power_t=0.5, sample_weight=None,
-            on_divergence="raise", callback=None, verbose=None) -> np.ndarray:
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        epochs=1,
+        batch_size=32,
+        lr=0.01,
+        shuffle=True,
+        seed=None,
+        optimizer="sgd",
+        momentum=0.9,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        alpha=0.0,
+        lr_schedule="constant",
+        power_t=0.5,
+        sample_weight=None,
+        on_divergence="raise",
+        callback=None,
+        verbose=None,
+    ) -> np.ndarray:
         """Train with minibatches; return the mean training loss of each epoch.
 
         Continues from the current parameters, optimizer state and training
@@ -371,54 +436,69 @@ class Network:
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable as callback(epochs_done, losses)")
-        hyper = dict(lr=lr, alpha=check_positive_float(alpha, "alpha", allow_zero=True),
-                     momentum=check_positive_float(momentum, "momentum", allow_zero=True),
-                     beta_1=check_positive_float(beta_1, "beta_1", allow_zero=True),
-                     beta_2=check_positive_float(beta_2, "beta_2", allow_zero=True),
-                     epsilon=check_positive_float(epsilon, "epsilon"),
-                     lr_schedule=lr_schedule,
-                     power_t=check_positive_float(power_t, "power_t", allow_zero=True))
+        hyper = dict(
+            lr=lr,
+            alpha=check_positive_float(alpha, "alpha", allow_zero=True),
+            momentum=check_positive_float(momentum, "momentum", allow_zero=True),
+            beta_1=check_positive_float(beta_1, "beta_1", allow_zero=True),
+            beta_2=check_positive_float(beta_2, "beta_2", allow_zero=True),
+            epsilon=check_positive_float(epsilon, "epsilon"),
+            lr_schedule=lr_schedule,
+            power_t=check_positive_float(power_t, "power_t", allow_zero=True),
+        )
         for name in ("momentum", "beta_1", "beta_2"):
             if hyper[name] >= 1:
                 raise ValueError(f"{name} must be < 1, got {hyper[name]}")
         if seed is not None:
             self._shuffle_seed = check_seed(seed)
         elif self._shuffle_seed is None:
-            self._shuffle_seed = (self.seed if self.seed is not None
-                                  else int(np.random.default_rng().integers(2**62)))
+            self._shuffle_seed = (
+                self.seed if self.seed is not None else int(np.random.default_rng().integers(2**62))
+            )
         if self._optimizer != optimizer:
-            self._state = np.zeros((STATE_ROWS[OPTIMIZERS[optimizer]], self._layout.n_params),
-                                   dtype=self.dtype)
+            self._state = np.zeros(
+                (STATE_ROWS[OPTIMIZERS[optimizer]], self._layout.n_params), dtype=self.dtype
+            )
             self._optimizer = optimizer
         from .progress import make_progress
 
         with make_progress(epochs, X.shape[0], verbose) as progress:
+
             def report(done, losses):
                 progress.update(done, losses)
                 if callback is not None:
                     callback(done, losses)
 
-            return self._run_epochs(X, Y, w, epochs, batch, shuffle, optimizer, hyper,
-                                    on_divergence, report)
+            return self._run_epochs(
+                X, Y, w, epochs, batch, shuffle, optimizer, hyper, on_divergence, report
+            )
 
-    def _run_epochs(self, X, Y, w, epochs, batch, shuffle, optimizer, hyper, on_divergence,
-                    callback):
+    def _run_epochs(
+        self, X, Y, w, epochs, batch, shuffle, optimizer, hyper, on_divergence, callback
+    ):
         n = X.shape[0]
         threads = _threads.usable_threads(self._n_threads)
         blocks = self._blocks_for(batch, threads)
         backup = np.empty((1 + self._state.shape[0], self._layout.n_params), dtype=self.dtype)
-        model = _train.Model(self.params, self._grads, self._state, backup,
-                             self._layout.table(batch))
+        model = _train.Model(
+            self.params, self._grads, self._state, backup, self._layout.table(batch)
+        )
         gather = bool(shuffle and n > batch)
         ws = self._workspace(batch, gather, blocks)
         if gather:
             ws = ws._replace(perm=np.empty(n, dtype=np.int64))
-        config, coefs = self._config(batch, blocks, shuffle=shuffle,
-                                     seed=self._shuffle_seed, optimizer=optimizer,
-                                     use_weights=w is not None, hyper=hyper)
+        config, coefs = self._config(
+            batch,
+            blocks,
+            shuffle=shuffle,
+            seed=self._shuffle_seed,
+            optimizer=optimizer,
+            use_weights=w is not None,
+            hyper=hyper,
+        )
         data = self._data(X, Y, w)
         train = _train.train_epochs_parallel if blocks > 1 else _train.train_epochs
-        flops = 6 * n * sum(a * b for a, b in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        flops = 6 * n * self._layout.n_weights
         seconds_per_epoch = flops / 5e9 + 1e-6  # a first guess; measured after each call
         # Per-call loss buffer (not one slot per requested epoch: epochs may be huge,
         # to train until Ctrl-C).
@@ -434,7 +514,7 @@ class Network:
             nonlocal recorded
             completed = int(self._counters[_train.EPOCH]) - first_epoch
             if completed > recorded:
-                new = buffer[recorded - chunk_start:completed - chunk_start].copy()
+                new = buffer[recorded - chunk_start : completed - chunk_start].copy()
                 losses.append(new)
                 self.history.extend(new.tolist())
                 recorded = completed
@@ -442,14 +522,18 @@ class Network:
         chunk_start = 0
         try:
             while recorded < epochs:
-                step = int(min(epochs - recorded, buffer.size,
-                               max(1, TARGET_CALL_SECONDS // seconds_per_epoch)))
+                step = int(
+                    min(
+                        epochs - recorded,
+                        buffer.size,
+                        max(1, TARGET_CALL_SECONDS // seconds_per_epoch),
+                    )
+                )
                 config[_train.N_EPOCHS] = step
                 chunk_start = recorded
                 started = time.perf_counter()
                 with _threads.kernel_threads(threads):
-                    _, status = train(data, model, ws, config, coefs, self._counters,
-                                      buffer[:step])
+                    _, status = train(data, model, ws, config, coefs, self._counters, buffer[:step])
                 record(chunk_start)
                 if status == _train.DIVERGED:
                     self._diverged(hyper["lr"], on_divergence)
@@ -459,16 +543,21 @@ class Network:
                     callback(recorded, np.concatenate(losses))
         except KeyboardInterrupt:
             record(chunk_start)
-            warnings.warn(f"training interrupted after {recorded} of {epochs} epochs; the "
-                          f"network holds the parameters of the last completed epoch",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"training interrupted after {recorded} of {epochs} epochs; the "
+                f"network holds the parameters of the last completed epoch",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return np.concatenate(losses) if losses else np.empty(0)
 
     def _diverged(self, lr, on_divergence):
         epoch = self.epochs_trained + 1
-        message = (f"training diverged in epoch {epoch} (a loss or parameter became NaN or "
-                   f"infinite); the parameters from the end of epoch {epoch - 1} were "
-                   f"restored. Try a lower learning rate than {lr:g}.")
+        message = (
+            f"training diverged in epoch {epoch} (a loss or parameter became NaN or "
+            f"infinite); the parameters from the end of epoch {epoch - 1} were "
+            f"restored. Try a lower learning rate than {lr:g}."
+        )
         if on_divergence == "raise":
             raise DivergenceError(message)
         warnings.warn(message, DivergenceWarning, stacklevel=4)

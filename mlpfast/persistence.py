@@ -201,14 +201,14 @@ def _source(path) -> str:
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = os.fsdecode(os.fspath(path))
-    if not os.path.exists(path) and not path.endswith(SUFFIX) and \
-            os.path.exists(path + SUFFIX):
+    if not os.path.exists(path) and not path.endswith(SUFFIX) and os.path.exists(path + SUFFIX):
         path += SUFFIX
     return path
 
 
 def _read_members(path: str) -> tuple[dict, dict, str]:
     """Parse the file into (metadata, arrays, stored checksum), checking its structure."""
+
     def fail(problem):
         return NetworkFileError(f"{path} is not a readable mlpfast network file: {problem}")
 
@@ -238,7 +238,8 @@ def _read_members(path: str) -> tuple[dict, dict, str]:
                 raise NetworkFileError(
                     f"{path} uses mlpfast network format version {version!r}, but this "
                     f"mlpfast ({_own_version()}) reads version {FORMAT_VERSION}"
-                    + ("; upgrade mlpfast to load it" if newer else ""))
+                    + ("; upgrade mlpfast to load it" if newer else "")
+                )
             if names != _MEMBERS or len(infos) != len(_MEMBERS):
                 missing, extra = sorted(_MEMBERS - names), sorted(names - _MEMBERS)
                 raise fail(f"members missing {missing}, unexpected {extra}")
@@ -262,16 +263,21 @@ def _check_member(npz, info, file_size: int, fail) -> None:
     try:
         with npz.zip.open(info) as member:
             version = np.lib.format.read_magic(member)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
             shape, _, dtype = read_header(member)
         nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     except Exception as exc:
-        raise fail(f"member {info.filename!r} has no valid array header "
-                   f"({type(exc).__name__}: {exc})") from None
+        raise fail(
+            f"member {info.filename!r} has no valid array header ({type(exc).__name__}: {exc})"
+        ) from None
     if nbytes > info.file_size:
-        raise fail(f"member {info.filename!r} claims {nbytes} bytes of data but holds "
-                   f"{info.file_size}")
+        raise fail(
+            f"member {info.filename!r} claims {nbytes} bytes of data but holds {info.file_size}"
+        )
 
 
 def _read_meta(npz, fail) -> dict:
@@ -341,33 +347,44 @@ def _build(path: str, meta: dict, arrays: dict):
     dtype = np.dtype(meta["dtype"])
     # The parameter count, checked against the stored buffer *before* Network()
     # allocates one: tampered sizes must not make us allocate terabytes.
-    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     params = arrays["params"]
     if not _matches(params, dtype) or params.shape != (n_params,):
-        raise fail(f"params has dtype {params.dtype} and shape {params.shape}; layer_sizes "
-                   f"{sizes} in {dtype} need ({n_params},)")
+        raise fail(
+            f"params has dtype {params.dtype} and shape {params.shape}; layer_sizes "
+            f"{sizes} in {dtype} need ({n_params},)"
+        )
     rows = 0 if optimizer is None else STATE_ROWS[OPTIMIZERS[optimizer]]
     state = arrays["state"]
     if not _matches(state, dtype) or state.shape != (rows, n_params):
-        raise fail(f"the optimizer state has dtype {state.dtype} and shape {state.shape}; "
-                   f"optimizer {optimizer!r} needs {dtype} of shape ({rows}, {n_params})")
+        raise fail(
+            f"the optimizer state has dtype {state.dtype} and shape {state.shape}; "
+            f"optimizer {optimizer!r} needs {dtype} of shape ({rows}, {n_params})"
+        )
     counters = arrays["counters"]
-    if not _matches(counters, np.int64) or counters.shape != (N_COUNTERS,) or \
-            counters.min() < 0:
-        raise fail(f"the training counters {counters!r} are not {N_COUNTERS} non-negative "
-                   f"int64")
+    if not _matches(counters, np.int64) or counters.shape != (N_COUNTERS,) or counters.min() < 0:
+        raise fail(f"the training counters {counters!r} are not {N_COUNTERS} non-negative int64")
     history = arrays["history"]
     if not _matches(history, np.float64) or history.ndim != 1:
         raise fail("the loss history is not a 1-D float64 array")
     if n_threads > max_threads():
-        warnings.warn(f"{path} was saved with n_threads={n_threads}; this process allows "
-                      f"{max_threads()} (NUMBA_NUM_THREADS), so a resumed fit matches the "
-                      f"saved run within the cross-thread tolerance, not bitwise",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"{path} was saved with n_threads={n_threads}; this process allows "
+            f"{max_threads()} (NUMBA_NUM_THREADS), so a resumed fit matches the "
+            f"saved run within the cross-thread tolerance, not bitwise",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         n_threads = max_threads()
     try:
-        net = Network(sizes, activations, meta.get("loss"), dtype=dtype, seed=meta.get("seed"),
-                      n_threads=n_threads)
+        net = Network(
+            sizes,
+            activations,
+            meta.get("loss"),
+            dtype=dtype,
+            seed=meta.get("seed"),
+            n_threads=n_threads,
+        )
     except (TypeError, ValueError) as exc:
         raise fail(str(exc)) from None
     net.params[...] = params  # in place: coefs/intercepts stay views into it
@@ -409,5 +426,6 @@ def load(path):
     if _checksum(meta_json, arrays) != stored:
         raise NetworkFileError(
             f"{path} is corrupted: its checksum does not match its contents (the parameters, "
-            f"optimizer state or metadata changed after it was written)")
+            f"optimizer state or metadata changed after it was written)"
+        )
     return _build(path, meta, arrays)

@@ -16,8 +16,10 @@ def _curves(model) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     elif hasattr(model, "history"):  # a Network
         train, validation_loss, scores = model.history, None, None
     else:
-        raise TypeError(f"plot_loss_curve needs a Network (with .history) or an estimator "
-                        f"(with .loss_curve_); got {type(model).__name__}")
+        raise TypeError(
+            f"plot_loss_curve needs a Network (with .history) or an estimator "
+            f"(with .loss_curve_); got {type(model).__name__}"
+        )
     if train is None or len(train) == 0:
         raise ValueError("the model has no loss curve yet: call fit first")
 
@@ -27,8 +29,9 @@ def _curves(model) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     return as_array(train), as_array(validation_loss), as_array(scores)
 
 
-def plot_loss_curve(model, ax=None, *, label: str | None = None, log_scale: bool = False,
-                    **plot_kwargs):
+def plot_loss_curve(
+    model, ax=None, *, label: str | None = None, log_scale: bool = False, **plot_kwargs
+):
     """Plot the mean training loss of each epoch of a fitted model.
 
     Parameters
@@ -37,7 +40,8 @@ def plot_loss_curve(model, ax=None, *, label: str | None = None, log_scale: bool
         A :class:`~mlpfast.Network` (its ``history``) or an estimator with
         ``loss_curve_``.  An estimator's ``validation_loss_curve_`` is drawn
         dashed on the same axes, and its ``validation_scores_`` (early stopping)
-        on a second y axis on the right.
+        on a second y axis on the right (``ax.twinx()``, which then holds the
+        legend).
     ax : matplotlib Axes, optional
         Where to draw; default: a new figure.
     label : str, optional
@@ -60,18 +64,29 @@ def plot_loss_curve(model, ax=None, *, label: str | None = None, log_scale: bool
             raise ImportError(_INSTALL_HINT) from error
         _, ax = plt.subplots()
     epochs = np.arange(1, len(train) + 1)
-    lines = ax.plot(epochs, train, label=label or "training loss", **plot_kwargs)
+    (line,) = ax.plot(epochs, train, label=label or "training loss", **plot_kwargs)
     if validation_loss is not None:
-        lines += ax.plot(np.arange(1, len(validation_loss) + 1), validation_loss, "--",
-                         color=lines[0].get_color(), label="validation loss")
+        ax.plot(
+            np.arange(1, len(validation_loss) + 1),
+            validation_loss,
+            "--",
+            color=line.get_color(),
+            label="validation loss",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean loss")
     if log_scale:
         ax.set_yscale("log")
+    # The legend lists every curve on these axes, so several models can share them.
+    handles = [h for h in ax.get_lines() if not h.get_label().startswith("_")]
+    top = ax
     if scores is not None:
-        right = ax.twinx()
-        lines += right.plot(np.arange(1, len(scores) + 1), scores, ":", color="black",
-                            label="validation score")
-        right.set_ylabel("validation score")
-    ax.legend(lines, [line.get_label() for line in lines], loc="best")
+        top = ax.twinx()  # drawn above ax: it carries the legend, so no curve crosses it
+        handles += top.plot(
+            np.arange(1, len(scores) + 1), scores, ":", color="black", label="validation score"
+        )
+        top.set_ylabel("validation score")
+    # "best" sees only the top axes' curves; with scores, losses usually end low and
+    # scores high on the right, leaving its middle free.
+    top.legend(handles=handles, loc="best" if top is ax else "center right")
     return ax

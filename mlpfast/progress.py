@@ -61,8 +61,9 @@ def _tqdm():
 
 
 @contextlib.contextmanager
-def make_progress(total_epochs: int, n_samples: int, enabled: bool | None,
-                  desc: str = "mlpfast", file=None) -> Iterator[_Bar | _Silent]:
+def make_progress(
+    total_epochs: int, n_samples: int, enabled: bool | None, desc: str = "mlpfast", file=None
+) -> Iterator[_Bar | _Silent]:
     """A progress reporter for a fit of ``total_epochs`` epochs over ``n_samples`` rows.
 
     Parameters
@@ -88,8 +89,14 @@ def make_progress(total_epochs: int, n_samples: int, enabled: bool | None,
     if tqdm is None:
         yield _Silent()
         return
-    bar = tqdm(total=total_epochs, desc=desc, unit="epoch", leave=True,
-               file=file if file is not None else sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=total_epochs,
+        desc=desc,
+        unit="epoch",
+        leave=True,
+        file=file if file is not None else sys.stderr,
+        dynamic_ncols=True,
+    )
     try:
         yield _Bar(bar, n_samples)
     finally:

@@ -73,8 +73,7 @@ def drelu(z):
 def cross_entropy(y, yhat):
     """Binary cross-entropy as the reference computes it: for y of shape (n, 1) a
     1x1 array holding the *sum* over samples (its docstring said "average")."""
-    return -(y.T @ np.log(yhat.clip(_EPS)) + (1 - y.T) @ np.log((1 - yhat).clip(_EPS))) \
-        / y.shape[1]
+    return -(y.T @ np.log(yhat.clip(_EPS)) + (1 - y.T) @ np.log((1 - yhat).clip(_EPS))) / y.shape[1]
 
 
 def d_cross_entropy(y, yhat):
@@ -90,22 +89,51 @@ def _exact_as_float64(y) -> bool:
         return True
     if y.dtype != np.int64 or y.size == 0:
         return False
-    return -(2 ** 52) < y.min() and y.max() < 2 ** 52
+    return -(2**52) < y.min() and y.max() < 2**52
 
 
 # --------------------------------------------------------------------------- recognition
 def _probe_input() -> np.ndarray:
-    values = [-800.0, -600.0, -500.5, -500.0, -499.5, -60.0, -20.0, -3.7, -1.0, -0.5, -1e-3,
-              -1e-300, 0.0, 1e-300, 1e-3, 0.25, 0.5, 1.0, 2.5, 3.7, 20.0, 60.0, 499.5, 500.0,
-              500.5, 600.0, 800.0]
+    values = [
+        -800.0,
+        -600.0,
+        -500.5,
+        -500.0,
+        -499.5,
+        -60.0,
+        -20.0,
+        -3.7,
+        -1.0,
+        -0.5,
+        -1e-3,
+        -1e-300,
+        0.0,
+        1e-300,
+        1e-3,
+        0.25,
+        0.5,
+        1.0,
+        2.5,
+        3.7,
+        20.0,
+        60.0,
+        499.5,
+        500.0,
+        500.5,
+        600.0,
+        800.0,
+    ]
     return np.array(values + [v * 0.37 for v in values], dtype=float).reshape(-1, 2)
 
 
 _PROBE = _probe_input()
 _PROBE_Y = (np.arange(_PROBE.size).reshape(_PROBE.shape) % 2).astype(float)
-_PROBE_YHAT = np.concatenate([
-    np.array([0.0, 1e-300, 1e-17, 1e-9, 0.1, 0.3, 0.5, 0.7, 0.9, 1 - 1e-9, 1 - 1e-17, 1.0]),
-    np.linspace(0.01, 0.99, 42)]).reshape(-1, 2)
+_PROBE_YHAT = np.concatenate(
+    [
+        np.array([0.0, 1e-300, 1e-17, 1e-9, 0.1, 0.3, 0.5, 0.7, 0.9, 1 - 1e-9, 1 - 1e-17, 1.0]),
+        np.linspace(0.01, 0.99, 42),
+    ]
+).reshape(-1, 2)
 _PROBE_YT = (np.arange(_PROBE_YHAT.size).reshape(_PROBE_YHAT.shape) % 3 == 0).astype(float)
 
 
@@ -119,13 +147,21 @@ def _tanh_derivative(z):
 
 
 _ACTIVATION_CANDIDATES = [
-    (ops.RELU, relu), (ops.SIGMOID_CLIPPED, sigmoid), (ops.SIGMOID, _plain_sigmoid),
-    (ops.TANH, np.tanh), (ops.IDENTITY, lambda z: z * 1.0)]
+    (ops.RELU, relu),
+    (ops.SIGMOID_CLIPPED, sigmoid),
+    (ops.SIGMOID, _plain_sigmoid),
+    (ops.TANH, np.tanh),
+    (ops.IDENTITY, lambda z: z * 1.0),
+]
 
 
 def _same(result, expected) -> bool:
-    return (isinstance(result, np.ndarray) and result.shape == expected.shape
-            and result.dtype == np.float64 and np.array_equal(result, expected, equal_nan=True))
+    return (
+        isinstance(result, np.ndarray)
+        and result.shape == expected.shape
+        and result.dtype == np.float64
+        and np.array_equal(result, expected, equal_nan=True)
+    )
 
 
 def _call_quietly(function, *args):
@@ -154,8 +190,7 @@ def recognise_derivative(function):
     with np.errstate(all="ignore"):
         if _same(result, drelu(_PROBE)):
             return ops.DRELU, 1.0
-        bases = [(ops.DSIGMOID_CLIPPED, sigmoid(_PROBE)),
-                 (ops.DSIGMOID, _plain_sigmoid(_PROBE))]
+        bases = [(ops.DSIGMOID_CLIPPED, sigmoid(_PROBE)), (ops.DSIGMOID, _plain_sigmoid(_PROBE))]
         at_zero = result[_PROBE == 0.0]
         for kind, s in bases:
             factor = float(at_zero[0]) / 0.25 if at_zero.size else 0.0
@@ -165,8 +200,7 @@ def recognise_derivative(function):
         factor = float(at_zero[0]) if at_zero.size else 0.0
         if factor != 0 and _same(result, factor * (1 - t * t)):
             return ops.DTANH, factor
-        if np.all(result == result.flat[0]) and _same(result, np.full_like(_PROBE,
-                                                                          result.flat[0])):
+        if np.all(result == result.flat[0]) and _same(result, np.full_like(_PROBE, result.flat[0])):
             return ops.ONE, float(result.flat[0])
     return None
 
@@ -198,12 +232,15 @@ class mlp:  # noqa: N801  (the reference's name)
         self.activations = tuple(activations)
         self.derivatives = tuple(derivatives)
         self.lossderiv = lossderiv
-        assert len(self.layersizes) - 1 == len(self.activations), \
+        assert len(self.layersizes) - 1 == len(self.activations), (
             "number of layers and the number of activation functions does not match"
-        assert len(self.activations) == len(self.derivatives), \
+        )
+        assert len(self.activations) == len(self.derivatives), (
             "number of activation functions and number of derivatives does not match"
-        assert all(isinstance(n, int) and n >= 1 for n in self.layersizes), \
+        )
+        assert all(isinstance(n, int) and n >= 1 for n in self.layersizes), (
             "Only positive integral number of perceptons is allowed in each layer"
+        )
         L = len(self.layersizes)
         self.z, self.W, self.b, self.a = [None] * L, [None] * L, [None] * L, [None] * L
         self.dz, self.dW, self.db, self.da = [None] * L, [None] * L, [None] * L, [None] * L
@@ -219,16 +256,17 @@ class mlp:  # noqa: N801  (the reference's name)
         ``np.random.seed(seed)`` (the reference's draw order, so the same numbers)."""
         np.random.seed(seed)
         sizes = self.layersizes
-        n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+        n_params = sum(n_in * n_out + n_out for n_in, n_out in pairs)
         params = np.empty(n_params)
         table = np.zeros((len(sizes) - 1, 5), dtype=np.int64)
         offset = row = 0
-        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-            W = params[offset:offset + n_in * n_out].reshape(n_in, n_out)
+        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), start=1):
+            W = params[offset : offset + n_in * n_out].reshape(n_in, n_out)
             W[...] = np.random.randn(n_in, n_out) * 0.1
             table[l - 1] = (n_in, n_out, offset, offset + n_in * n_out, row)
             offset += n_in * n_out
-            b = params[offset:offset + n_out].reshape(1, n_out)
+            b = params[offset : offset + n_out].reshape(1, n_out)
             b[...] = np.random.randn(1, n_out) * 0.1
             offset += n_out
             row += n_out
@@ -249,7 +287,9 @@ class mlp:  # noqa: N801  (the reference's name)
             if None in acts or None in derivs or loss is None:
                 self._plan = False
             else:
-                kinds = np.array([(a, d[0]) for a, d in zip(acts, derivs)], dtype=np.int64)
+                kinds = np.array(
+                    [(a, d[0]) for a, d in zip(acts, derivs, strict=True)], dtype=np.int64
+                )
                 factors = np.array([d[1] for d in derivs], dtype=np.float64)
                 self._plan = (kinds, factors)
         return self._plan or None
@@ -257,20 +297,24 @@ class mlp:  # noqa: N801  (the reference's name)
     def _parameters_are_ours(self) -> bool:
         """Do W and b still hold the views of our flat buffer (not arrays of the user's)?"""
         own = self._own_W
-        return own is not None and all(map(is_, self.W, own)) and all(map(is_, self.b,
-                                                                          self._own_b))
+        return own is not None and all(map(is_, self.W, own)) and all(map(is_, self.b, self._own_b))
 
     @staticmethod
     def _fusable_input(x) -> bool:
-        return (type(x) is np.ndarray and x.ndim == 2 and x.dtype.kind in "biuf")
+        return type(x) is np.ndarray and x.ndim == 2 and x.dtype.kind in "biuf"
 
     # ---------------------------------------------------------------- the four methods
     def forward(self, x):
         """Push ``x`` (samples as rows) through the network; return ``a[-1]``."""
         self.a[0] = x
         plan = self._fused_plan() if self.fused else None
-        if (plan is not None and self._fusable_input(x) and x.shape[1] == self.layersizes[0]
-                and x.shape[0] > 0 and self._parameters_are_ours()):
+        if (
+            plan is not None
+            and self._fusable_input(x)
+            and x.shape[1] == self.layersizes[0]
+            and x.shape[0] > 0
+            and self._parameters_are_ours()
+        ):
             return self._forward_fused(x, plan)
         self._state = None
         for l, func in enumerate(self.activations, start=1):
@@ -285,13 +329,13 @@ class mlp:  # noqa: N801  (the reference's name)
         width = self._width
         # Feature-major buffers (see reference_ops); users get (n, n_out) views.
         work = np.empty((2 * width + X.shape[1], n))
-        zbuf, abuf, xT = work[:width], work[width:2 * width], work[2 * width:]
+        zbuf, abuf, xT = work[:width], work[width : 2 * width], work[2 * width :]
         ops.forward(X, self._params, self._table, kinds, zbuf, abuf, xT)
         z, a = self.z, self.a
         zT, aT = zbuf.T, abuf.T
         for l, (_, n_out, _, _, row) in enumerate(self._geometry, start=1):
-            z[l] = zT[:, row:row + n_out]
-            a[l] = aT[:, row:row + n_out]
+            z[l] = zT[:, row : row + n_out]
+            a[l] = aT[:, row : row + n_out]
         self._state = (x, xT, zbuf, abuf, z[1:], a[1:])
         return a[-1]
 
@@ -316,13 +360,21 @@ class mlp:  # noqa: N801  (the reference's name)
         arithmetic, e.g. uint8 wraparound, which only the numpy path reproduces)."""
         x, xT, _, _, zs, acts = self._state
         n = xT.shape[1]
-        return (self.a[0] is x
-                and type(y) is np.ndarray and type(yhat) is np.ndarray
-                and y.ndim == 2 and y.shape[0] == n and yhat.shape[0] == n
-                and yhat.dtype == np.float64 and _exact_as_float64(y)
-                and all(self.z[l] is zs[l - 1] and self.a[l] is acts[l - 1]
-                        for l in range(1, len(self.layersizes)))
-                and self._parameters_are_ours())
+        return (
+            self.a[0] is x
+            and type(y) is np.ndarray
+            and type(yhat) is np.ndarray
+            and y.ndim == 2
+            and y.shape[0] == n
+            and yhat.shape[0] == n
+            and yhat.dtype == np.float64
+            and _exact_as_float64(y)
+            and all(
+                self.z[l] is zs[l - 1] and self.a[l] is acts[l - 1]
+                for l in range(1, len(self.layersizes))
+            )
+            and self._parameters_are_ours()
+        )
 
     def _backward_fused(self, y, yhat):
         _, xT, zbuf, abuf, _, _ = self._state
@@ -333,29 +385,48 @@ class mlp:  # noqa: N801  (the reference's name)
         # One fresh allocation for dz, da (feature-major), da[0] and the gradients.
         width, n = zbuf.shape
         work = np.empty(2 * zbuf.size + xT.size + self._params.size)
-        dzbuf = work[:zbuf.size].reshape(width, n)
-        dabuf = work[zbuf.size:2 * zbuf.size].reshape(width, n)
-        da_input = work[2 * zbuf.size:2 * zbuf.size + xT.size].reshape(xT.shape)
-        grads = work[2 * zbuf.size + xT.size:]
-        ops.backward(Y, Yhat, self._params, self._table, kinds, factors, zbuf, abuf, xT,
-                     dzbuf, dabuf, grads, da_input)
+        dzbuf = work[: zbuf.size].reshape(width, n)
+        dabuf = work[zbuf.size : 2 * zbuf.size].reshape(width, n)
+        da_input = work[2 * zbuf.size : 2 * zbuf.size + xT.size].reshape(xT.shape)
+        grads = work[2 * zbuf.size + xT.size :]
+        ops.backward(
+            Y,
+            Yhat,
+            self._params,
+            self._table,
+            kinds,
+            factors,
+            zbuf,
+            abuf,
+            xT,
+            dzbuf,
+            dabuf,
+            grads,
+            da_input,
+        )
         self.da[0] = da_input.T
         dz, da, dW, db = self.dz, self.da, self.dW, self.db
         dzT, daT = dzbuf.T, dabuf.T
         for l, (n_in, n_out, w0, b0, row) in enumerate(self._geometry, start=1):
-            dz[l] = dzT[:, row:row + n_out]
-            da[l] = daT[:, row:row + n_out]
-            dW[l] = grads[w0:w0 + n_in * n_out].reshape(n_in, n_out)
-            db[l] = grads[b0:b0 + n_out].reshape(1, n_out)
+            dz[l] = dzT[:, row : row + n_out]
+            da[l] = daT[:, row : row + n_out]
+            dW[l] = grads[w0 : w0 + n_in * n_out].reshape(n_in, n_out)
+            db[l] = grads[b0 : b0 + n_out].reshape(1, n_out)
         self._grads = (grads, dW[1:], db[1:])
 
     def update(self, eta):
         """Gradient step in place: W[k] -= eta * dW[k]; b[k] -= eta * db[k]."""
         grads = getattr(self, "_grads", None)
-        if (grads is not None and self._parameters_are_ours()
-                and all(self.dW[l] is grads[1][l - 1] and self.db[l] is grads[2][l - 1]
-                        for l in range(1, len(self.layersizes)))
-                and isinstance(eta, (int, float)) and not isinstance(eta, bool)):
+        if (
+            grads is not None
+            and self._parameters_are_ours()
+            and all(
+                self.dW[l] is grads[1][l - 1] and self.db[l] is grads[2][l - 1]
+                for l in range(1, len(self.layersizes))
+            )
+            and isinstance(eta, (int, float))
+            and not isinstance(eta, bool)
+        ):
             ops.sgd_update(self._params, grads[0], float(eta))
             return
         for l in range(1, len(self.W)):

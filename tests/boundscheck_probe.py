@@ -19,10 +19,12 @@ from mlpfast import Network  # noqa: E402
 from mlpfast import reference as R  # noqa: E402
 
 rng = np.random.default_rng(0)
-cases = [([3, 1], ["sigmoid"], "binary_crossentropy"),
-         ([5, 7, 3], ["tanh", "softmax"], "categorical_crossentropy"),
-         ([4, 9, 1, 2], ["relu", "elu", "identity"], "mse"),
-         ([2, 33, 17, 1], ["leaky_relu", "softplus", "exp"], "poisson")]
+cases = [
+    ([3, 1], ["sigmoid"], "binary_crossentropy"),
+    ([5, 7, 3], ["tanh", "softmax"], "categorical_crossentropy"),
+    ([4, 9, 1, 2], ["relu", "elu", "identity"], "mse"),
+    ([2, 33, 17, 1], ["leaky_relu", "softplus", "exp"], "poisson"),
+]
 for sizes, acts, loss in cases:
     for dtype in ("float32", "float64"):
         for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
@@ -39,8 +41,16 @@ for sizes, acts, loss in cases:
                     Y = rng.standard_normal((n, m))
                 net = Network(sizes, acts, loss, dtype=dtype, seed=1, n_threads=threads)
                 for optimizer in ("sgd", "adam"):
-                    net.fit(X, Y, epochs=2, batch_size=batch, lr=0.01, optimizer=optimizer,
-                            alpha=1e-3, sample_weight=rng.random(n) + 0.1)
+                    net.fit(
+                        X,
+                        Y,
+                        epochs=2,
+                        batch_size=batch,
+                        lr=0.01,
+                        optimizer=optimizer,
+                        alpha=1e-3,
+                        sample_weight=rng.random(n) + 0.1,
+                    )
                 net.gradients(X, Y)
                 net.predict(np.repeat(X, 300, axis=0))
                 expected = network_loss(net.coefs, net.intercepts, acts, loss, X, Y)
@@ -49,22 +59,34 @@ for sizes, acts, loss in cases:
 
 # Hostile layouts (issue 6): validation hands the kernels C-contiguous arrays of the
 # network's dtype (read-only input is copied first).
-net = Network([3, 5, 2], ["relu", "softmax"], "categorical_crossentropy", seed=0,
-              n_threads=min(2, numba.config.NUMBA_NUM_THREADS))
+net = Network(
+    [3, 5, 2],
+    ["relu", "softmax"],
+    "categorical_crossentropy",
+    seed=0,
+    n_threads=min(2, numba.config.NUMBA_NUM_THREADS),
+)
 base = rng.standard_normal((40, 3))
 readonly = base.astype(np.float32)
 readonly.setflags(write=False)
 labels = rng.integers(0, 2, 40)
-for X in (np.asfortranarray(base), np.repeat(base, 2, axis=0)[::2], readonly, base[:1],
-          base.astype(np.int64), base > 0):
-    y = labels[:len(X)]
+for X in (
+    np.asfortranarray(base),
+    np.repeat(base, 2, axis=0)[::2],
+    readonly,
+    base[:1],
+    base.astype(np.int64),
+    base > 0,
+):
+    y = labels[: len(X)]
     net.fit(X, y, epochs=2, batch_size=7, optimizer="momentum")
     net.gradients(X, y)
     net.loss(X, y)
     net.predict(X)
 
-model = R.mlp([2, 4, 3, 1], [R.relu, R.relu, R.sigmoid], [R.drelu, R.drelu, R.dsigmoid],
-              R.d_cross_entropy)
+model = R.mlp(
+    [2, 4, 3, 1], [R.relu, R.relu, R.sigmoid], [R.drelu, R.drelu, R.dsigmoid], R.d_cross_entropy
+)
 model.initialize()
 X = rng.standard_normal((17, 2))
 y = (rng.random((17, 1)) < 0.5).astype(float)

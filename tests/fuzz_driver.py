@@ -43,8 +43,9 @@ from mlpfast import persistence as P  # noqa: E402
 from mlpfast import reference as R  # noqa: E402
 
 EXAMPLES = int(sys.argv[2]) if len(sys.argv) > 2 else 100
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def test_forward_and_predict():
@@ -59,11 +60,9 @@ def test_forward_and_predict():
         expected = fi.valid_X(X, net.layer_sizes[0], net.dtype)
         if kind == "ok":
             assert expected is not None, f"accepted invalid X {X!r}"
-            assert result.dtype == net.dtype and result.shape == (expected.shape[0],
-                                                                  net.n_outputs)
+            assert result.dtype == net.dtype and result.shape == (expected.shape[0], net.n_outputs)
             with np.errstate(all="ignore"):
-                want = oracle.network_forward(net.coefs, net.intercepts, net.activations,
-                                              expected)
+                want = oracle.network_forward(net.coefs, net.intercepts, net.activations, expected)
             fi.assert_close(result, want, net.dtype, scale=float(np.abs(expected).max()))
         else:
             assert expected is None, f"rejected valid X: {result!r}"
@@ -79,23 +78,32 @@ def test_loss_and_gradients():
         X, y, n = data.draw(fi.data_for(net))
         weights = data.draw(fi.sample_weights(n)) if data.draw(st.booleans()) else None
         Xv = fi.valid_X(X, net.layer_sizes[0], net.dtype)
-        Yv = None if Xv is None else fi.valid_targets(y, net.loss_name, net.n_outputs,
-                                                    Xv.shape[0], net.dtype)
+        Yv = (
+            None
+            if Xv is None
+            else fi.valid_targets(y, net.loss_name, net.n_outputs, Xv.shape[0], net.dtype)
+        )
         wv = None
         if Yv is not None and weights is not None:
             w = fi.as_numbers(weights, net.dtype)
             if w is not None and w.ndim == 0:
                 w = np.full(Xv.shape[0], w)
-            if w is not None and w.shape == (Xv.shape[0],) and np.isfinite(w).all() \
-                    and w.min() >= 0 and w.sum() > 0:
+            if (
+                w is not None
+                and w.shape == (Xv.shape[0],)
+                and np.isfinite(w).all()
+                and w.min() >= 0
+                and w.sum() > 0
+            ):
                 wv = w
         valid = Yv is not None and (weights is None or wv is not None)
         kind, result = fi.outcome(net.loss, X, y, sample_weight=weights)
         if kind == "ok":
             assert valid, f"loss accepted invalid input {X!r}, {y!r}, {weights!r}"
             with np.errstate(all="ignore"):
-                want = oracle.network_loss(net.coefs, net.intercepts, net.activations,
-                                           net.loss_name, Xv, Yv, wv)
+                want = oracle.network_loss(
+                    net.coefs, net.intercepts, net.activations, net.loss_name, Xv, Yv, wv
+                )
             fi.assert_close(result, want, net.dtype, scale=float(np.abs(Xv).max()))
         else:
             assert not valid, f"loss rejected valid input: {result!r}"
@@ -106,8 +114,11 @@ def test_loss_and_gradients():
             assert grads.flat.shape == net.params.shape and grads.flat.dtype == net.dtype
             assert [g.shape for g in grads.coefs] == [w.shape for w in net.coefs]
             step = grads.flat.copy()
-        lr = data.draw(st.sampled_from([0.1, 1e-3, 0.0, -1.0, np.nan, np.inf, "0.1", 1j,
-                                        True, None, np.float32(0.5), 2]))
+        lr = data.draw(
+            st.sampled_from(
+                [0.1, 1e-3, 0.0, -1.0, np.nan, np.inf, "0.1", 1j, True, None, np.float32(0.5), 2]
+            )
+        )
         before = net.params.copy()
         kind, _ = fi.outcome(net.update, lr)
         if kind == "ok":
@@ -120,16 +131,31 @@ def test_loss_and_gradients():
     check()
 
 
-GOOD = dict(epochs=[1, 2], batch_size=[1, 3, 32, 2**70], lr=[0.01, 0.5],
-            optimizer=["sgd", "momentum", "nesterov", "adam"], seed=[None, 0, 5, 2**62],
-            alpha=[0.0, 1e-3], momentum=[0.9, 0.0], lr_schedule=["constant", "invscaling"],
-            shuffle=[True, False], on_divergence=["raise", "warn"])
+GOOD = dict(
+    epochs=[1, 2],
+    batch_size=[1, 3, 32, 2**70],
+    lr=[0.01, 0.5],
+    optimizer=["sgd", "momentum", "nesterov", "adam"],
+    seed=[None, 0, 5, 2**62],
+    alpha=[0.0, 1e-3],
+    momentum=[0.9, 0.0],
+    lr_schedule=["constant", "invscaling"],
+    shuffle=[True, False],
+    on_divergence=["raise", "warn"],
+)
 # KNOWN: seeds >= 2**63 raise OverflowError (test_fuzz.py pins it); not drawn here.
-BAD = dict(epochs=[-1, 1.5, True, "2", None], batch_size=[0, -5, 2.0, None, "8"],
-           lr=[0.0, -1.0, np.nan, np.inf, "0.1", 1j, None, True],
-           optimizer=["Adam", "", None, 3, "rmsprop"], seed=[-1, 1.5, "1", True],
-           alpha=[-1.0, np.nan, "0"], momentum=[1.0, -0.1, np.nan, 2],
-           lr_schedule=["adaptive", None], shuffle=[], on_divergence=["ignore", None, 1])
+BAD = dict(
+    epochs=[-1, 1.5, True, "2", None],
+    batch_size=[0, -5, 2.0, None, "8"],
+    lr=[0.0, -1.0, np.nan, np.inf, "0.1", 1j, None, True],
+    optimizer=["Adam", "", None, 3, "rmsprop"],
+    seed=[-1, 1.5, "1", True],
+    alpha=[-1.0, np.nan, "0"],
+    momentum=[1.0, -0.1, np.nan, 2],
+    lr_schedule=["adaptive", None],
+    shuffle=[],
+    on_divergence=["ignore", None, 1],
+)
 
 
 def test_fit():
@@ -149,8 +175,11 @@ def test_fit():
             kwargs["lr"] = 1e30  # sure to diverge
         good = not bad
         Xv = fi.valid_X(X, net.layer_sizes[0], net.dtype)
-        Yv = None if Xv is None else fi.valid_targets(y, net.loss_name, net.n_outputs,
-                                                    Xv.shape[0], net.dtype)
+        Yv = (
+            None
+            if Xv is None
+            else fi.valid_targets(y, net.loss_name, net.n_outputs, Xv.shape[0], net.dtype)
+        )
         before = net.params.copy()
         kind, result = fi.outcome(net.fit, X, y, verbose=False, also=(DivergenceError,), **kwargs)
         if kind == "ok":
@@ -172,31 +201,77 @@ def test_fit():
 
 
 def test_constructor():
-    size = st.one_of(st.integers(-2, 6), st.sampled_from([2.0, True, "3", None, 10**30,
-                                                          np.int64(3), np.uint8(2)]))
-    names = st.sampled_from(["identity", "relu", "leaky_relu", "sigmoid", "logistic", "tanh",
-                             "elu", "softplus", "softmax", "exp", "RELU", "", None, 3,
-                             "swish"])
+    size = st.one_of(
+        st.integers(-2, 6),
+        st.sampled_from([2.0, True, "3", None, 10**30, np.int64(3), np.uint8(2)]),
+    )
+    names = st.sampled_from(
+        [
+            "identity",
+            "relu",
+            "leaky_relu",
+            "sigmoid",
+            "logistic",
+            "tanh",
+            "elu",
+            "softplus",
+            "softmax",
+            "exp",
+            "RELU",
+            "",
+            None,
+            3,
+            "swish",
+        ]
+    )
 
     @SETTINGS
-    @given(st.one_of(st.lists(size, min_size=0, max_size=4),
-                     st.sampled_from([None, "2,3", 5, (2, 3), np.array([2, 3]),
-                                      {2: 1, 3: 1}])),
-           st.one_of(names, st.lists(names, min_size=0, max_size=4)),
-           st.sampled_from(["mse", "binary_crossentropy", "categorical_crossentropy",
-                            "poisson", "log_loss", "MSE", None, 1]),
-           st.sampled_from(["float32", "float64", "f4", np.float64, "float16", "int32",
-                            "complex128", "object", "floaty", 3, np.dtype("f8")]),
-           st.sampled_from([None, 0, 7, 2**62, -1, 1.5, "1", True]),
-           st.sampled_from([None, -1, 1, 2, 0, -2, 10**6, 2.0, "2", True]))
+    @given(
+        st.one_of(
+            st.lists(size, min_size=0, max_size=4),
+            st.sampled_from([None, "2,3", 5, (2, 3), np.array([2, 3]), {2: 1, 3: 1}]),
+        ),
+        st.one_of(names, st.lists(names, min_size=0, max_size=4)),
+        st.sampled_from(
+            [
+                "mse",
+                "binary_crossentropy",
+                "categorical_crossentropy",
+                "poisson",
+                "log_loss",
+                "MSE",
+                None,
+                1,
+            ]
+        ),
+        st.sampled_from(
+            [
+                "float32",
+                "float64",
+                "f4",
+                np.float64,
+                "float16",
+                "int32",
+                "complex128",
+                "object",
+                "floaty",
+                3,
+                np.dtype("f8"),
+            ]
+        ),
+        st.sampled_from([None, 0, 7, 2**62, -1, 1.5, "1", True]),
+        st.sampled_from([None, -1, 1, 2, 0, -2, 10**6, 2.0, "2", True]),
+    )
     def check(sizes, activations, loss, dtype, seed, n_threads):
-        kind, net = fi.outcome(Network, sizes, activations, loss, dtype=dtype, seed=seed,
-                            n_threads=n_threads)
+        kind, net = fi.outcome(
+            Network, sizes, activations, loss, dtype=dtype, seed=seed, n_threads=n_threads
+        )
         if kind == "ok":
             layer_sizes = [int(s) for s in sizes]
             assert net.layer_sizes == tuple(layer_sizes) and min(layer_sizes) >= 1
-            assert net.params.size == sum(a * b + b for a, b in
-                                          zip(layer_sizes[:-1], layer_sizes[1:], strict=False))
+            assert net.params.size == sum(
+                a * b + b for a, b in zip(layer_sizes[:-1], layer_sizes[1:], strict=True)
+            )
             assert net.dtype in (np.float32, np.float64)
             out = net.predict(np.zeros((2, layer_sizes[0])))
             assert out.shape == (2, layer_sizes[-1])
@@ -207,10 +282,13 @@ def test_constructor():
 # ----------------------------------------------------------------------------- drop-in
 FUNCTION_SETS = [
     ([R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy),
-    ([oracle.ref_relu, oracle.ref_sigmoid], [oracle.ref_drelu, oracle.ref_dsigmoid],
-     oracle.ref_d_cross_entropy),
+    (
+        [oracle.ref_relu, oracle.ref_sigmoid],
+        [oracle.ref_drelu, oracle.ref_dsigmoid],
+        oracle.ref_d_cross_entropy,
+    ),
     ([np.tanh, R.sigmoid], [lambda z: 1 - np.tanh(z) ** 2, R.dsigmoid], R.d_cross_entropy),
-    ([lambda z: z ** 3, R.sigmoid], [lambda z: 3 * z ** 2, R.dsigmoid], R.d_cross_entropy),
+    ([lambda z: z**3, R.sigmoid], [lambda z: 3 * z**2, R.dsigmoid], R.d_cross_entropy),
 ]
 
 
@@ -221,8 +299,7 @@ FUNCTION_SETS = [
 # numpy 2.4's object matmul segfaults when such an element fails midway (a numpy bug,
 # crashing the reference itself; see the issue-6 notes).
 INPUT_DTYPES = [d for d in fi.DTYPES if not d.startswith(("datetime", "timedelta"))]
-TARGET_DTYPES = ["float64", ">f8", "complex128", "object", "object-none", "object-str", "U8",
-                 "S8"]
+TARGET_DTYPES = ["float64", ">f8", "complex128", "object", "object-none", "object-str", "U8", "S8"]
 
 
 class AssertingReference(oracle.ReferenceMLP):
@@ -282,8 +359,12 @@ def _describe(value):
 
 def _call(function, *args):
     if TRACE:
-        print(getattr(function, "__qualname__", function), *map(_describe, args),
-              file=sys.stderr, flush=True)
+        print(
+            getattr(function, "__qualname__", function),
+            *map(_describe, args),
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -316,18 +397,27 @@ def test_reference_mlp():
             # KNOWN: y with other than x's row count reaches the fused backward and
             # reads out of bounds (test_fuzz.py pins it); rows always match here.
             rows = _rows(x, n)
-            y = data.draw(fi.hostile((rows, sizes[-1]) if data.draw(st.integers(0, 4)) else
-                                  data.draw(st.sampled_from([(rows,), (rows, sizes[-1], 1)])),
-                                  dtypes=TARGET_DTYPES))
-            own_output = data.draw(st.booleans()) and fast.a[-1] is not None \
-                and slow.a[-1] is not None
+            y = data.draw(
+                fi.hostile(
+                    (rows, sizes[-1])
+                    if data.draw(st.integers(0, 4))
+                    else data.draw(st.sampled_from([(rows,), (rows, sizes[-1], 1)])),
+                    dtypes=TARGET_DTYPES,
+                )
+            )
+            own_output = (
+                data.draw(st.booleans()) and fast.a[-1] is not None and slow.a[-1] is not None
+            )
             result_f = _call(fast.backward, y, fast.a[-1] if own_output else y)
             result_s = _call(slow.backward, y, slow.a[-1] if own_output else y)
             _same_outcome(result_f, result_s)
             if result_f[0] == "ok":
                 _compare(fast.dW[1:] + fast.db[1:], slow.dW[1:] + slow.db[1:])
-            eta = data.draw(st.sampled_from([0.1, 0.0, -1.0, np.nan, np.inf, 1e308, 2,
-                                             np.float32(0.1), "0.1", None, True]))
+            eta = data.draw(
+                st.sampled_from(
+                    [0.1, 0.0, -1.0, np.nan, np.inf, 1e308, 2, np.float32(0.1), "0.1", None, True]
+                )
+            )
             if result_f[0] == "ok":
                 _same_outcome(_call(fast.update, eta), _call(slow.update, eta))
                 _compare(fast.W[1:] + fast.b[1:], slow.W[1:] + slow.b[1:])
@@ -340,8 +430,7 @@ def test_load():
     folder = tempfile.mkdtemp()
     original = Network([3, 4, 2], ["tanh", "softmax"], "categorical_crossentropy", seed=1)
     rng = np.random.default_rng(0)
-    original.fit(rng.standard_normal((20, 3)), rng.integers(0, 2, 20), epochs=2,
-                 optimizer="adam")
+    original.fit(rng.standard_normal((20, 3)), rng.integers(0, 2, 20), epochs=2, optimizer="adam")
     good = P.save(original, os.path.join(folder, "good.npz"))
     blob = open(good, "rb").read()
     target = os.path.join(folder, "fuzzed.npz")
@@ -353,26 +442,38 @@ def test_load():
         if mode == "random":
             content = data.draw(st.binary(max_size=3000))
             if data.draw(st.booleans()):
-                content = data.draw(st.sampled_from([b"PK\x03\x04", b"PK\x05\x06",
-                                                     b"\x93NUMPY\x01\x00"])) + content
+                content = (
+                    data.draw(st.sampled_from([b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY\x01\x00"]))
+                    + content
+                )
         elif mode == "truncate":
-            content = blob[:data.draw(st.integers(0, len(blob) - 1))]
+            content = blob[: data.draw(st.integers(0, len(blob) - 1))]
         elif mode == "flip":
             content = bytearray(blob)
             for _ in range(data.draw(st.integers(1, 4))):
-                content[data.draw(st.integers(0, len(blob) - 1))] ^= data.draw(
-                    st.integers(1, 255))
+                content[data.draw(st.integers(0, len(blob) - 1))] ^= data.draw(st.integers(1, 255))
             content = bytes(content)
         elif mode == "splice":
             at = data.draw(st.integers(0, len(blob)))
             content = blob[:at] + data.draw(st.binary(min_size=1, max_size=64)) + blob[at:]
         else:
-            members = {name: data.draw(fi.hostile(data.draw(st.sampled_from([(), (3,), (2, 71)])),
-                                               dtypes=["float64", "float32", "int64", "U8",
-                                                       "bool"], odd=False))
-                       for name in data.draw(st.lists(st.sampled_from(
-                           ["meta", "params", "state", "counters", "history", "checksum",
-                            "other"]), unique=True))}
+            members = {
+                name: data.draw(
+                    fi.hostile(
+                        data.draw(st.sampled_from([(), (3,), (2, 71)])),
+                        dtypes=["float64", "float32", "int64", "U8", "bool"],
+                        odd=False,
+                    )
+                )
+                for name in data.draw(
+                    st.lists(
+                        st.sampled_from(
+                            ["meta", "params", "state", "counters", "history", "checksum", "other"]
+                        ),
+                        unique=True,
+                    )
+                )
+            }
             members = {k: np.asarray(v) for k, v in members.items()}
             with open(target, "wb") as f:
                 np.savez(f, **members)
@@ -381,12 +482,19 @@ def test_load():
             f.write(content)
         kind, result = fi.outcome(P.load, target)
         if kind == "ok":
-            for field in ("layer_sizes", "activations", "loss_name", "dtype", "seed",
-                          "_optimizer", "_shuffle_seed", "history"):
+            for field in (
+                "layer_sizes",
+                "activations",
+                "loss_name",
+                "dtype",
+                "seed",
+                "_optimizer",
+                "_shuffle_seed",
+                "history",
+            ):
                 assert getattr(result, field) == getattr(original, field), field
             for field in ("params", "_state", "_counters"):
-                np.testing.assert_array_equal(getattr(result, field),
-                                              getattr(original, field))
+                np.testing.assert_array_equal(getattr(result, field), getattr(original, field))
         else:
             assert isinstance(result, P.NetworkFileError), repr(result)
 
@@ -405,15 +513,22 @@ def test_estimators():
     @given(st.data())
     def check(data):
         cls = data.draw(st.sampled_from([MLPClassifier, MLPRegressor]))
-        model = cls(hidden_layer_sizes=(4,), max_iter=2, random_state=0,
-                    solver=data.draw(st.sampled_from(["adam", "sgd"])))
+        model = cls(
+            hidden_layer_sizes=(4,),
+            max_iter=2,
+            random_state=0,
+            solver=data.draw(st.sampled_from(["adam", "sgd"])),
+        )
         n = data.draw(st.sampled_from([1, 2, 5, 17, 40]))
         X = data.draw(fi.hostile(data.draw(fi.sample_shape(n, 3))))
         if cls is MLPClassifier:
-            y = data.draw(st.one_of(
-                fi.hostile(data.draw(st.sampled_from([(n,), (n, 2), (n + 1,), ()]))),
-                st.just(np.array(["a", "b"] * n)[:n]),
-                st.just(np.arange(n) % 2)))
+            y = data.draw(
+                st.one_of(
+                    fi.hostile(data.draw(st.sampled_from([(n,), (n, 2), (n + 1,), ()]))),
+                    st.just(np.array(["a", "b"] * n)[:n]),
+                    st.just(np.arange(n) % 2),
+                )
+            )
         else:
             y = data.draw(fi.hostile(data.draw(st.sampled_from([(n,), (n, 2), (n + 1,), ()]))))
         kind, fitted = fi.outcome(model.fit, X, y, also=(DivergenceError,))
@@ -430,9 +545,15 @@ def test_estimators():
     check()
 
 
-TARGETS = {"forward": test_forward_and_predict, "loss_gradients_update": test_loss_and_gradients,
-           "fit": test_fit, "constructor": test_constructor, "reference": test_reference_mlp,
-           "load": test_load, "estimators": test_estimators}
+TARGETS = {
+    "forward": test_forward_and_predict,
+    "loss_gradients_update": test_loss_and_gradients,
+    "fit": test_fit,
+    "constructor": test_constructor,
+    "reference": test_reference_mlp,
+    "load": test_load,
+    "estimators": test_estimators,
+}
 
 if __name__ == "__main__":
     faulthandler.enable()  # a crash prints where it happened

@@ -13,12 +13,41 @@ ERRORS = (ValueError, TypeError)
 
 # ----------------------------------------------------------------------------- inputs
 SPECIALS = [np.nan, np.inf, -np.inf, 1e308, -1e308, 3e38, -3e38, 1e-320, -0.0, 1e30]
-DTYPES = ["float64", "float32", "float16", ">f8", "int64", "int8", "uint8", "uint64", "bool",
-          "complex128", "object", "object-none", "object-str", "U8", "S8", "datetime64[s]",
-          "timedelta64[s]"]
+DTYPES = [
+    "float64",
+    "float32",
+    "float16",
+    ">f8",
+    "int64",
+    "int8",
+    "uint8",
+    "uint64",
+    "bool",
+    "complex128",
+    "object",
+    "object-none",
+    "object-str",
+    "U8",
+    "S8",
+    "datetime64[s]",
+    "timedelta64[s]",
+]
 LAYOUTS = ["C", "C", "F", "strided", "readonly", "broadcast", "list", "matrix", "tuple"]
-ODD_OBJECTS = [None, "abc", b"ab", 3.0, 7, {"a": 1}, [[1.0, 2.0], [3.0]], object(), [],
-               [[]], np.float64(2.0), [["1", "2"]], [[1 + 2j, 0]]]
+ODD_OBJECTS = [
+    None,
+    "abc",
+    b"ab",
+    3.0,
+    7,
+    {"a": 1},
+    [[1.0, 2.0], [3.0]],
+    object(),
+    [],
+    [[]],
+    np.float64(2.0),
+    [["1", "2"]],
+    [[1 + 2j, 0]],
+]
 
 
 def convert(values: np.ndarray, dtype: str):
@@ -31,8 +60,11 @@ def convert(values: np.ndarray, dtype: str):
                 out.flat[0] = None
             return out
         if dtype == "object-str":
-            return np.vectorize(lambda v: repr(float(v)), otypes=[object])(values) \
-                if values.size else values.astype(object)
+            return (
+                np.vectorize(lambda v: repr(float(v)), otypes=[object])(values)
+                if values.size
+                else values.astype(object)
+            )
         if dtype in ("U8", "S8"):
             return values.round(2).astype(dtype)
         if dtype.startswith(("datetime", "timedelta")):
@@ -127,8 +159,7 @@ def valid_targets(y, loss, m, n, dtype):
     if raw.ndim == 0:  # a scalar stands for one sample's target (lenient, and correct)
         raw, y = raw.reshape(1), np.reshape(as_numbers(y, dtype), 1)
     if raw.ndim == 1 and loss == "categorical_crossentropy" and m > 1:
-        if raw.shape[0] != n or np.any(raw != np.round(raw)) or raw.min() < 0 \
-                or raw.max() >= m:
+        if raw.shape[0] != n or np.any(raw != np.round(raw)) or raw.min() < 0 or raw.max() >= m:
             return None
         return np.eye(m, dtype=dtype)[raw.astype(np.int64)]
     Y = as_numbers(y, dtype)
@@ -136,8 +167,7 @@ def valid_targets(y, loss, m, n, dtype):
         Y = Y.reshape(-1, 1)
     if Y.ndim != 2 or Y.shape != (n, m) or not np.isfinite(Y).all():
         return None
-    if loss in ("binary_crossentropy", "categorical_crossentropy") and (
-            Y.min() < 0 or Y.max() > 1):
+    if loss in ("binary_crossentropy", "categorical_crossentropy") and (Y.min() < 0 or Y.max() > 1):
         return None
     if loss == "poisson" and Y.min() < 0:
         return None
@@ -174,19 +204,27 @@ def assert_close(got, want, dtype, scale=0.0):
 
 
 # ----------------------------------------------------------------------------- Network
-ARCHS = [([3, 4, 1], ["tanh", "sigmoid"], "binary_crossentropy"),
-         ([2, 5, 3], ["relu", "softmax"], "categorical_crossentropy"),
-         ([4, 3, 2], ["elu", "identity"], "mse"),
-         ([1, 2, 1], ["softplus", "exp"], "poisson"),
-         ([3, 1], ["identity"], "mse")]
+ARCHS = [
+    ([3, 4, 1], ["tanh", "sigmoid"], "binary_crossentropy"),
+    ([2, 5, 3], ["relu", "softmax"], "categorical_crossentropy"),
+    ([4, 3, 2], ["elu", "identity"], "mse"),
+    ([1, 2, 1], ["softplus", "exp"], "poisson"),
+    ([3, 1], ["identity"], "mse"),
+]
 
 
 @st.composite
 def network(draw):
     sizes, acts, loss = draw(st.sampled_from(ARCHS))
     dtype = draw(st.sampled_from(["float32", "float64"]))
-    return Network(sizes, acts, loss, dtype=dtype, seed=draw(st.integers(0, 5)),
-                   n_threads=draw(st.sampled_from([1, None])))
+    return Network(
+        sizes,
+        acts,
+        loss,
+        dtype=dtype,
+        seed=draw(st.integers(0, 5)),
+        n_threads=draw(st.sampled_from([1, None])),
+    )
 
 
 NUMERIC = ["float64", "float32", "float16", ">f8", "int64", "int8", "uint8", "bool", "object"]
@@ -224,8 +262,9 @@ def data_for(draw, net):
         # integer-like labels, some out of range or negative
         rng = np.random.default_rng(draw(st.integers(0, 99)))
         y = rng.integers(-draw(st.integers(0, 1)), m + draw(st.integers(0, 1)), n)
-        y = layout(convert(y.astype(float), draw(st.sampled_from(DTYPES))),
-                   draw(st.sampled_from(LAYOUTS)))
+        y = layout(
+            convert(y.astype(float), draw(st.sampled_from(DTYPES))), draw(st.sampled_from(LAYOUTS))
+        )
     else:
         shape = draw(st.sampled_from([(n, m), (n, m), (n,), (n + 1, m), (n, m + 1), (n, m, 1)]))
         y = draw(hostile(shape))
@@ -242,8 +281,11 @@ def sample_weights(draw, n):
     values = np.asarray(rng.random(shape) * draw(st.sampled_from([1.0, 1e-3, 1e3])))
     if draw(st.booleans()) and values.size:
         values.flat[draw(st.integers(0, values.size - 1))] = draw(
-            st.sampled_from([np.nan, np.inf, -1.0, 0.0, 1e30, -0.0]))
+            st.sampled_from([np.nan, np.inf, -1.0, 0.0, 1e30, -0.0])
+        )
     if draw(st.integers(0, 5)) == 0:
         values = np.zeros(shape)
-    return layout(convert(values, draw(st.sampled_from(NUMERIC + ["complex128", "U8"]))),
-                  draw(st.sampled_from(LAYOUTS)))
+    return layout(
+        convert(values, draw(st.sampled_from(NUMERIC + ["complex128", "U8"]))),
+        draw(st.sampled_from(LAYOUTS)),
+    )

@@ -67,8 +67,10 @@ def ref_drelu(z):
 
 
 def ref_cross_entropy(y, yhat):
-    return -(y.T @ np.log(np.clip(yhat, EPS, None))
-             + (1 - y.T) @ np.log(np.clip(1 - yhat, EPS, None))) / y.shape[1]
+    return (
+        -(y.T @ np.log(np.clip(yhat, EPS, None)) + (1 - y.T) @ np.log(np.clip(1 - yhat, EPS, None)))
+        / y.shape[1]
+    )
 
 
 def ref_d_cross_entropy(y, yhat):
@@ -100,7 +102,7 @@ def softmax(z):
 
 def network_forward(coefs, intercepts, activations, X):
     a = np.asarray(X, dtype=np.float64)
-    for W, b, name in zip(coefs, intercepts, activations):
+    for W, b, name in zip(coefs, intercepts, activations, strict=True):
         z = a @ W + b
         a = softmax(z) if name == "softmax" else ACTIVATIONS[name](z)
     return a

@@ -29,8 +29,9 @@ def test_flops_per_epoch():
 
 def test_table_has_every_peer_and_ratios(monkeypatch):
     lines = []
-    results, table = bench.run_benchmark(["tutorial"], ["mlpfast", "reference", "sklearn"],
-                                         "default", 1, 1, 0.05, out=lines.append)
+    results, table = bench.run_benchmark(
+        ["tutorial"], ["mlpfast", "reference", "sklearn"], "default", 1, 1, 0.05, out=lines.append
+    )
     rows = [r for r in results if not r.skipped]
     assert {r.peer for r in rows} == {"mlpfast", "reference", "sklearn"}
     assert all(r.seconds > 0 and np.isfinite(r.loss) for r in rows)
@@ -52,14 +53,31 @@ def test_missing_peer_is_skipped_with_a_reason(monkeypatch):
     w = bench.make_workload("tutorial", scale=0.05)
     result = bench.measure(w, "torch", "float64", 1, 1)
     assert result.skipped and "torch is not installed" in result.skipped
-    table = bench.format_table([bench.measure(w, "mlpfast", "float64", 1, 1), result],
-                               {"tutorial": w}, {"float64": 1.0})
+    table = bench.format_table(
+        [bench.measure(w, "mlpfast", "float64", 1, 1), result], {"tutorial": w}, {"float64": 1.0}
+    )
     assert "torch skipped" in table
 
 
 def test_command_line(capsys):
-    assert main(["bench", "--workloads", "tutorial", "--peers", "reference", "--repeats", "1",
-                 "--scale", "0.05", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--workloads",
+                "tutorial",
+                "--peers",
+                "reference",
+                "--repeats",
+                "1",
+                "--scale",
+                "0.05",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| tutorial | float64 | mlpfast |" in out
     assert "| tutorial | float64 | reference |" in out

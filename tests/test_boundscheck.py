@@ -17,7 +17,8 @@ import pytest
 def test_kernels_stay_in_bounds(tmp_path):
     env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     probe = Path(__file__).with_name("boundscheck_probe.py")
-    result = subprocess.run([sys.executable, str(probe)], env=env, capture_output=True,
-                            text=True, timeout=1200)
+    result = subprocess.run(
+        [sys.executable, str(probe)], env=env, capture_output=True, text=True, timeout=1200
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "boundscheck probe ok" in result.stdout

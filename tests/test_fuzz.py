@@ -26,16 +26,29 @@ HERE = Path(__file__).parent
 SCALE = float(os.environ.get("MLPFAST_FUZZ_SCALE", "1"))
 # Examples per target: 2-4 s each on a loaded 2-core machine, once the kernels are
 # compiled (half of it is the child's start-up).
-TARGETS = {"forward": 120, "loss_gradients_update": 80, "fit": 80, "constructor": 120,
-           "reference": 80, "load": 120, "estimators": 25}
+TARGETS = {
+    "forward": 120,
+    "loss_gradients_update": 80,
+    "fit": 80,
+    "constructor": 120,
+    "reference": 80,
+    "load": 120,
+    "estimators": 25,
+}
 
 
 def child(args, code=None, timeout=600):
     """Run the fuzz driver (or ``code``) with ``args`` in a fresh interpreter."""
     env = dict(os.environ, PYTHONPATH=str(Path(mlpfast.__file__).parent.parent))
     program = ["-c", textwrap.dedent(code)] if code else [str(HERE / "fuzz_driver.py")]
-    return subprocess.run([sys.executable, *program, *args], env=env, cwd=HERE,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *program, *args],
+        env=env,
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
@@ -47,8 +60,9 @@ def test_fuzz(target):
             pytest.skip(f"mlpfast.estimators not importable yet: {exc}")
     result = child([target, str(max(1, int(TARGETS[target] * SCALE)))])
     report = result.stdout[-4000:] + result.stderr[-8000:]
-    assert result.returncode >= 0, f"the interpreter crashed (signal {-result.returncode})\n" \
-        + report
+    assert result.returncode >= 0, (
+        f"the interpreter crashed (signal {-result.returncode})\n" + report
+    )
     assert result.returncode == 0, report
     assert f"fuzz {target} ok" in result.stdout, report
 
@@ -59,7 +73,9 @@ def test_reference_backward_with_another_row_count_than_forward(rows):
     """The fused kernel must not run on targets of another row count: the drop-in
     then does what the reference does (numpy broadcasting: a 1-row target works,
     others raise)."""
-    result = child([str(rows)], code="""
+    result = child(
+        [str(rows)],
+        code="""
         import sys
         import numpy as np
         from mlpfast import reference as R
@@ -78,20 +94,26 @@ def test_reference_backward_with_another_row_count_than_forward(rows):
             except (ValueError, AssertionError) as exc:
                 outcomes.append(("raised", type(exc).__name__))
         print(outcomes[0] == outcomes[1], outcomes)
-    """)
+    """,
+    )
     assert result.returncode == 0, f"crashed: {result.returncode} {result.stderr[-2000:]}"
     assert result.stdout.startswith("True"), result.stdout
 
 
-@pytest.mark.parametrize("y", [np.array([[True], [False]]), np.array([[2], [0]], np.uint8),
-                               np.array([[np.iinfo(np.int64).min], [1]]),
-                               np.array([[0.1257302], [0.6404227]], np.float32)],
-                         ids=["bool", "uint8", "int64-min", "float32"])
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([[True], [False]]),
+        np.array([[2], [0]], np.uint8),
+        np.array([[np.iinfo(np.int64).min], [1]]),
+        np.array([[0.1257302], [0.6404227]], np.float32),
+    ],
+    ids=["bool", "uint8", "int64-min", "float32"],
+)
 def test_reference_fused_backward_keeps_the_references_dtype_semantics(y):
     fast = R.mlp([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
     fast.initialize()
-    slow = ReferenceMLP([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid],
-                        R.d_cross_entropy)
+    slow = ReferenceMLP([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
     slow.initialize()
     X = np.array([[0.5, -1.0], [2.0, 0.25]])
     fast.forward(X)
@@ -139,8 +161,10 @@ def test_sample_weights_whose_sum_overflows():
     weights = np.full(20, 1e307)
     net = _net(seed=0)
     expected = net.loss(X, y)  # equal weights: the unweighted mean
-    for call in (lambda: net.loss(X, y, sample_weight=weights),
-                 lambda: net.fit(X, y, sample_weight=weights)[0]):
+    for call in (
+        lambda: net.loss(X, y, sample_weight=weights),
+        lambda: net.fit(X, y, sample_weight=weights)[0],
+    ):
         try:
             value = call()
         except ValueError:

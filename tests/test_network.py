@@ -10,9 +10,14 @@ from mlpfast import Network
 
 HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "elu", "softplus"]
 # (output activation, loss) pairs the Network accepts.
-OUTPUTS = [("identity", "mse"), ("sigmoid", "mse"), ("tanh", "mse"),
-           ("sigmoid", "binary_crossentropy"), ("softmax", "categorical_crossentropy"),
-           ("exp", "poisson")]
+OUTPUTS = [
+    ("identity", "mse"),
+    ("sigmoid", "mse"),
+    ("tanh", "mse"),
+    ("sigmoid", "binary_crossentropy"),
+    ("softmax", "categorical_crossentropy"),
+    ("exp", "poisson"),
+]
 
 
 def targets(loss, n, m, rng):
@@ -42,7 +47,7 @@ def make(sizes, hidden, out, loss, dtype="float64", seed=0):
 def test_forward_and_loss_match_oracle(out, loss, dtype, sizes, rng):
     for hidden in HIDDEN:
         net = make(sizes, hidden, out, loss, dtype)
-        for W, b in zip(net.coefs, net.intercepts):  # non-zero biases exercise the bias add
+        for b in net.intercepts:  # non-zero biases exercise the bias add
             b[...] = rng.standard_normal(b.shape) * 0.3
         X = rng.standard_normal((300, sizes[0]))
         Y = targets(loss, 300, 3, rng)
@@ -53,7 +58,8 @@ def test_forward_and_loss_match_oracle(out, loss, dtype, sizes, rng):
         assert got.dtype == np.dtype(dtype)
         np.testing.assert_allclose(got, expected, rtol=tol * 10, atol=tol)
         assert net.loss(X, Y) == pytest.approx(
-            network_loss(net.coefs, net.intercepts, acts, loss, X, Y), rel=tol * 10, abs=tol)
+            network_loss(net.coefs, net.intercepts, acts, loss, X, Y), rel=tol * 10, abs=tol
+        )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -69,8 +75,9 @@ def test_gradients_match_finite_differences(hidden, out, loss, dtype, rng):
 def test_gradients_match_finite_differences_wide(out, loss, dtype, rng):
     """The BLAS path: every layer wider than the hand-loop threshold."""
     for hidden in ("relu", "tanh"):
-        check_gradients(make([11, 10, 9], hidden, out, loss, dtype, seed=1), [hidden, out],
-                        loss, dtype, rng)
+        check_gradients(
+            make([11, 10, 9], hidden, out, loss, dtype, seed=1), [hidden, out], loss, dtype, rng
+        )
 
 
 def check_gradients(net, acts, loss, dtype, rng):
@@ -82,7 +89,7 @@ def check_gradients(net, acts, loss, dtype, rng):
     grads = net.gradients(X, Y)
     assert grads.flat.dtype == np.dtype(dtype)
     tol = 1e-6 if dtype == "float64" else 2e-3
-    for got, want in zip(grads.coefs + grads.intercepts, fd_W + fd_b):
+    for got, want in zip(grads.coefs + grads.intercepts, fd_W + fd_b, strict=True):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
@@ -91,9 +98,9 @@ def test_gradient_layout_is_the_parameter_layout(rng):
     X, Y = rng.standard_normal((50, 4)), np.eye(3)[rng.integers(0, 3, 50)]
     g = net.gradients(X, Y)
     assert g.flat.shape == net.params.shape
-    for view, w in zip(g.coefs, net.coefs):
+    for view, w in zip(g.coefs, net.coefs, strict=True):
         assert view.shape == w.shape and np.shares_memory(view, g.flat)
-    for view, b in zip(g.intercepts, net.intercepts):
+    for view, b in zip(g.intercepts, net.intercepts, strict=True):
         assert view.shape == b.shape and np.shares_memory(view, g.flat)
 
 
@@ -105,8 +112,13 @@ def test_update_is_plain_gradient_descent(rng):
     net.update(0.1)
     np.testing.assert_allclose(net.params, before - 0.1 * g, rtol=1e-14)
     assert net.loss(X, Y) < network_loss(
-        net._layout.weight_views(before), net._layout.bias_views(before),
-        ["relu", "identity"], "mse", X, Y)
+        net._layout.weight_views(before),
+        net._layout.bias_views(before),
+        ["relu", "identity"],
+        "mse",
+        X,
+        Y,
+    )
 
 
 def test_views_share_the_flat_buffer():
@@ -144,20 +156,22 @@ def test_minibatch_sgd_matches_oracle_steps(sizes, rng):
     net.fit(X, Y, epochs=2, batch_size=16, lr=0.3, shuffle=False)
     for _ in range(2):
         for start in range(0, 50, 16):
-            ref.gradients(X[start:start + 16], Y[start:start + 16])
+            ref.gradients(X[start : start + 16], Y[start : start + 16])
             ref.update(0.3)
     np.testing.assert_allclose(net.params, ref.params, rtol=1e-12, atol=1e-14)
 
 
 def test_float32_agrees_with_float64(rng):
     X, y = circles(600)
-    nets = {dt: make([2, 16, 8, 1], "relu", "sigmoid", "binary_crossentropy", dt, seed=3)
-            for dt in ("float32", "float64")}
-    losses = {dt: net.fit(X, y, epochs=20, batch_size=50, lr=0.3, seed=1)
-              for dt, net in nets.items()}
+    nets = {
+        dt: make([2, 16, 8, 1], "relu", "sigmoid", "binary_crossentropy", dt, seed=3)
+        for dt in ("float32", "float64")
+    }
+    losses = {
+        dt: net.fit(X, y, epochs=20, batch_size=50, lr=0.3, seed=1) for dt, net in nets.items()
+    }
     np.testing.assert_allclose(losses["float32"], losses["float64"], rtol=2e-3)
-    np.testing.assert_allclose(nets["float32"].params, nets["float64"].params, rtol=1e-2,
-                               atol=1e-3)
+    np.testing.assert_allclose(nets["float32"].params, nets["float64"].params, rtol=1e-2, atol=1e-3)
 
 
 def test_fit_reaches_95_percent_on_the_tutorial_circles():
@@ -175,8 +189,9 @@ def test_categorical_accepts_integer_labels_and_one_hot(rng):
     a = make([4, 6, 3], "relu", "softmax", "categorical_crossentropy")
     b = make([4, 6, 3], "relu", "softmax", "categorical_crossentropy")
     assert a.loss(X, labels) == b.loss(X, np.eye(3)[labels])
-    np.testing.assert_array_equal(a.fit(X, labels, epochs=3, seed=0),
-                                  b.fit(X, np.eye(3)[labels], epochs=3, seed=0))
+    np.testing.assert_array_equal(
+        a.fit(X, labels, epochs=3, seed=0), b.fit(X, np.eye(3)[labels], epochs=3, seed=0)
+    )
 
 
 def test_sample_weight_is_a_weighted_mean(rng):
@@ -184,7 +199,8 @@ def test_sample_weight_is_a_weighted_mean(rng):
     w = rng.random(30)
     net = make([2, 3, 1], "tanh", "identity", "mse")
     assert net.loss(X, Y, sample_weight=w) == pytest.approx(
-        network_loss(net.coefs, net.intercepts, ["tanh", "identity"], "mse", X, Y, w))
+        network_loss(net.coefs, net.intercepts, ["tanh", "identity"], "mse", X, Y, w)
+    )
     # Integer weights act like repeated rows.
     reps = rng.integers(1, 4, 30)
     g_weighted = net.gradients(X, Y, sample_weight=reps).flat.copy()
@@ -196,8 +212,13 @@ def test_same_seed_same_threads_is_bitwise_reproducible():
     X, y = circles(2000)
     runs = []
     for _ in range(2):
-        net = Network([2, 64, 64, 1], ["relu", "relu", "sigmoid"], "binary_crossentropy",
-                      dtype="float64", seed=5)
+        net = Network(
+            [2, 64, 64, 1],
+            ["relu", "relu", "sigmoid"],
+            "binary_crossentropy",
+            dtype="float64",
+            seed=5,
+        )
         runs.append((net.fit(X, y, epochs=3, batch_size=256, lr=0.1, seed=9), net.params))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
@@ -208,8 +229,12 @@ def test_resumed_fit_equals_uninterrupted_fit():
     a = make([2, 8, 1], "relu", "sigmoid", "binary_crossentropy", seed=2)
     b = make([2, 8, 1], "relu", "sigmoid", "binary_crossentropy", seed=2)
     full = a.fit(X, y, epochs=5, batch_size=64, lr=0.2, seed=4)
-    part = np.concatenate([b.fit(X, y, epochs=2, batch_size=64, lr=0.2, seed=4),
-                           b.fit(X, y, epochs=3, batch_size=64, lr=0.2)])
+    part = np.concatenate(
+        [
+            b.fit(X, y, epochs=2, batch_size=64, lr=0.2, seed=4),
+            b.fit(X, y, epochs=3, batch_size=64, lr=0.2),
+        ]
+    )
     np.testing.assert_array_equal(full, part)
     np.testing.assert_array_equal(a.params, b.params)
     assert a.history == b.history and b.epochs_trained == 5
@@ -222,15 +247,19 @@ def test_thread_counts_agree_within_tolerance():
     y = (X[:, :3].sum(axis=1) > 0).astype(float)
     results = []
     for threads in (1, 2):
-        net = Network([64, 128, 64, 1], ["relu", "relu", "sigmoid"], "binary_crossentropy",
-                      dtype="float64", seed=0, n_threads=threads)
+        net = Network(
+            [64, 128, 64, 1],
+            ["relu", "relu", "sigmoid"],
+            "binary_crossentropy",
+            dtype="float64",
+            seed=0,
+            n_threads=threads,
+        )
         results.append((net.fit(X, y, epochs=2, batch_size=512, lr=0.05, seed=0), net))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-10)
-    np.testing.assert_allclose(results[0][1].params, results[1][1].params, rtol=1e-8,
-                               atol=1e-12)
+    np.testing.assert_allclose(results[0][1].params, results[1][1].params, rtol=1e-8, atol=1e-12)
     # predict splits rows over threads: identical rows give identical outputs.
-    np.testing.assert_array_equal(results[0][1].predict(X),
-                                  results[0][1].predict(X.copy()))
+    np.testing.assert_array_equal(results[0][1].predict(X), results[0][1].predict(X.copy()))
 
 
 def test_n_threads_is_restored_after_fit():
@@ -257,4 +286,4 @@ def test_pickle_and_deepcopy_keep_views_into_the_buffer(rng):
         np.testing.assert_array_equal(clone.predict(X), net.predict(X))
         clone.coefs[0][...] = 0
         clone.intercepts[0][...] = 0
-        assert not np.any(clone.params[:4 * 5 + 5])
+        assert not np.any(clone.params[: 4 * 5 + 5])

@@ -25,8 +25,14 @@ def data(n=120, d=4, seed=0):
 
 
 def make(dtype="float32", seed=0, n_threads=1, sizes=(4, 6, 5, 1)):
-    return Network(list(sizes), ["tanh", "relu", "sigmoid"], "binary_crossentropy",
-                   dtype=dtype, seed=seed, n_threads=n_threads)
+    return Network(
+        list(sizes),
+        ["tanh", "relu", "sigmoid"],
+        "binary_crossentropy",
+        dtype=dtype,
+        seed=seed,
+        n_threads=n_threads,
+    )
 
 
 def assert_same_network(a, b):
@@ -104,14 +110,21 @@ def test_round_trip_after_gradients_and_update(tmp_path, rng):
     assert_same_network(net, Network.load(tmp_path / "g"))
 
 
-@pytest.mark.parametrize("optimizer,schedule", [("sgd", "invscaling"), ("momentum", "constant"),
-                                                ("nesterov", "invscaling"),
-                                                ("adam", "constant")])
+@pytest.mark.parametrize(
+    "optimizer,schedule",
+    [
+        ("sgd", "invscaling"),
+        ("momentum", "constant"),
+        ("nesterov", "invscaling"),
+        ("adam", "constant"),
+    ],
+)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_resuming_after_load_equals_never_stopping(tmp_path, optimizer, schedule, dtype):
     X, y = data(n=150)
-    kwargs = dict(batch_size=16, lr=0.05, optimizer=optimizer, lr_schedule=schedule,
-                  alpha=1e-3, shuffle=True)
+    kwargs = dict(
+        batch_size=16, lr=0.05, optimizer=optimizer, lr_schedule=schedule, alpha=1e-3, shuffle=True
+    )
     straight = make(dtype=dtype, seed=11)
     losses = straight.fit(X, y, epochs=5, seed=21, **kwargs)
     resumed = make(dtype=dtype, seed=11)
@@ -137,8 +150,14 @@ def test_resuming_with_several_threads_is_bitwise_too(tmp_path, rng):
     kwargs = dict(batch_size=64, lr=0.01, optimizer="momentum", seed=4)
 
     def fresh():
-        return Network(sizes, ["relu", "tanh", "softmax"], "categorical_crossentropy",
-                       dtype="float64", seed=2, n_threads=2)
+        return Network(
+            sizes,
+            ["relu", "tanh", "softmax"],
+            "categorical_crossentropy",
+            dtype="float64",
+            seed=2,
+            n_threads=2,
+        )
 
     straight = fresh()
     straight.fit(X, y, epochs=3, **kwargs)
@@ -271,8 +290,9 @@ def test_save_syncs_the_data_before_renaming(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(P.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd)))
-    monkeypatch.setattr(P.os, "replace",
-                        lambda a, b: (events.append("replace"), real_replace(a, b)))
+    monkeypatch.setattr(
+        P.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))
+    )
     make().save(tmp_path / "m.npz")
     assert events == ["fsync", "replace", "fsync"]  # the file, the rename, the directory
 
@@ -281,8 +301,9 @@ def test_save_syncs_the_data_before_renaming(tmp_path, monkeypatch):
 def test_truncated_files_are_value_errors(saved):
     net, path = saved
     blob = path.read_bytes()
-    for cut in sorted({0, 1, 4, 30, 100, len(blob) // 3, len(blob) // 2, len(blob) - 22,
-                       len(blob) - 1}):
+    for cut in sorted(
+        {0, 1, 4, 30, 100, len(blob) // 3, len(blob) // 2, len(blob) - 22, len(blob) - 1}
+    ):
         path.write_bytes(blob[:cut])
         with pytest.raises(ValueError, match="not a readable mlpfast network file"):
             Network.load(path)
@@ -321,12 +342,15 @@ def test_changed_metadata_fails_the_checksum(saved):
         Network.load(path)
 
 
-@pytest.mark.parametrize("meta,message", [
-    ({"format_version": 2}, "format version 2, .* reads version 1; upgrade mlpfast"),
-    ({"format_version": 0}, "format version 0"),
-    ({"format_version": "1"}, "format version '1'"),
-    ({"format": "something.else"}, "format 'something.else'"),
-])
+@pytest.mark.parametrize(
+    "meta,message",
+    [
+        ({"format_version": 2}, "format version 2, .* reads version 1; upgrade mlpfast"),
+        ({"format_version": 0}, "format version 0"),
+        ({"format_version": "1"}, "format version '1'"),
+        ({"format": "something.else"}, "format 'something.else'"),
+    ],
+)
 def test_wrong_format_or_version_is_a_clear_error(saved, meta, message):
     _, path = saved
     rewrite(path, meta=meta)
@@ -334,38 +358,41 @@ def test_wrong_format_or_version_is_a_clear_error(saved, meta, message):
         Network.load(path)
 
 
-@pytest.mark.parametrize("meta,arrays,message", [
-    ({"layer_sizes": [4, 6, 5, 2]}, {}, "params has dtype float64 and shape"),
-    ({"layer_sizes": [4, 10**9, 10**9, 1]}, {}, "params has dtype"),  # no huge allocation
-    ({"layer_sizes": [4, -6, 5, 1]}, {}, "params"),
-    ({"layer_sizes": "4,6,5,1"}, {}, "layer_sizes"),
-    ({"layer_sizes": [4.0, 6, 5, 1]}, {}, "layer_sizes"),
-    ({"dtype": "float32"}, {}, "params has dtype float64"),
-    ({"dtype": "object"}, {}, "dtype 'object'"),
-    ({"activations": ["tanh", "relu"]}, {}, "3 layers need 3 activations"),
-    ({"activations": ["tanh", "relu", "softmax"]}, {}, "softmax"),
-    ({"activations": [1, 2, 3]}, {}, "activations"),
-    ({"loss": "hinge"}, {}, "unknown loss 'hinge'"),
-    ({"loss": None}, {}, "loss must be a string"),
-    ({"seed": -1}, {}, "seed must be >= 0"),
-    ({"seed": 1.5}, {}, "seed must be an int"),
-    ({"n_threads": 0}, {}, "n_threads 0"),
-    ({"n_threads": "2"}, {}, "n_threads '2'"),
-    ({"optimizer": "rmsprop"}, {}, "unknown optimizer 'rmsprop'"),
-    ({"optimizer": "momentum"}, {}, "optimizer 'momentum' needs float64 of shape \\(1,"),
-    ({"optimizer": None}, {}, "shape \\(0, "),
-    ({"shuffle_seed": -5}, {}, "shuffle_seed"),
-    ({"shuffle_seed": 2**64}, {}, "shuffle_seed"),
-    ({}, {"params": np.zeros(3)}, "params has dtype float64 and shape \\(3,\\)"),
-    ({}, {"params": np.zeros((71, 1))}, "params"),
-    ({}, {"state": np.zeros((2, 71), np.float32)}, "state has dtype float32"),
-    ({}, {"state": np.zeros((3, 71))}, "optimizer state"),
-    ({}, {"counters": np.zeros(3, np.int32)}, "counters"),
-    ({}, {"counters": np.array([1, -1, 0])}, "counters"),
-    ({}, {"counters": np.zeros(4, np.int64)}, "counters"),
-    ({}, {"history": np.zeros((2, 1))}, "history"),
-    ({}, {"history": np.array(["a"])}, "history"),
-])
+@pytest.mark.parametrize(
+    "meta,arrays,message",
+    [
+        ({"layer_sizes": [4, 6, 5, 2]}, {}, "params has dtype float64 and shape"),
+        ({"layer_sizes": [4, 10**9, 10**9, 1]}, {}, "params has dtype"),  # no huge allocation
+        ({"layer_sizes": [4, -6, 5, 1]}, {}, "params"),
+        ({"layer_sizes": "4,6,5,1"}, {}, "layer_sizes"),
+        ({"layer_sizes": [4.0, 6, 5, 1]}, {}, "layer_sizes"),
+        ({"dtype": "float32"}, {}, "params has dtype float64"),
+        ({"dtype": "object"}, {}, "dtype 'object'"),
+        ({"activations": ["tanh", "relu"]}, {}, "3 layers need 3 activations"),
+        ({"activations": ["tanh", "relu", "softmax"]}, {}, "softmax"),
+        ({"activations": [1, 2, 3]}, {}, "activations"),
+        ({"loss": "hinge"}, {}, "unknown loss 'hinge'"),
+        ({"loss": None}, {}, "loss must be a string"),
+        ({"seed": -1}, {}, "seed must be >= 0"),
+        ({"seed": 1.5}, {}, "seed must be an int"),
+        ({"n_threads": 0}, {}, "n_threads 0"),
+        ({"n_threads": "2"}, {}, "n_threads '2'"),
+        ({"optimizer": "rmsprop"}, {}, "unknown optimizer 'rmsprop'"),
+        ({"optimizer": "momentum"}, {}, "optimizer 'momentum' needs float64 of shape \\(1,"),
+        ({"optimizer": None}, {}, "shape \\(0, "),
+        ({"shuffle_seed": -5}, {}, "shuffle_seed"),
+        ({"shuffle_seed": 2**64}, {}, "shuffle_seed"),
+        ({}, {"params": np.zeros(3)}, "params has dtype float64 and shape \\(3,\\)"),
+        ({}, {"params": np.zeros((71, 1))}, "params"),
+        ({}, {"state": np.zeros((2, 71), np.float32)}, "state has dtype float32"),
+        ({}, {"state": np.zeros((3, 71))}, "optimizer state"),
+        ({}, {"counters": np.zeros(3, np.int32)}, "counters"),
+        ({}, {"counters": np.array([1, -1, 0])}, "counters"),
+        ({}, {"counters": np.zeros(4, np.int64)}, "counters"),
+        ({}, {"history": np.zeros((2, 1))}, "history"),
+        ({}, {"history": np.array(["a"])}, "history"),
+    ],
+)
 def test_tampered_but_consistent_files_are_validated(saved, meta, arrays, message):
     net, path = saved
     assert net.params.size == 71
@@ -432,9 +459,13 @@ def test_a_header_claiming_a_huge_array_is_refused_before_allocating(saved):
 
 def test_a_file_from_a_big_endian_machine_loads(saved):
     net, path = saved
-    rewrite(path, params=net.params.astype(">f8"), state=net._state.astype(">f8"),
-            counters=net._counters.astype(">i8"),
-            history=np.asarray(net.history, dtype=">f8"))
+    rewrite(
+        path,
+        params=net.params.astype(">f8"),
+        state=net._state.astype(">f8"),
+        counters=net._counters.astype(">i8"),
+        history=np.asarray(net.history, dtype=">f8"),
+    )
     loaded = Network.load(path)
     assert loaded.params.dtype == np.float64 and loaded.params.dtype.isnative
     assert_same_network(net, loaded)
@@ -466,10 +497,10 @@ def test_estimators_pickle_and_joblib_dump(tmp_path):
 
     joblib = pytest.importorskip("joblib")
     X, y = data()
-    for model in (estimators.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3,
-                                           random_state=0),
-                  estimators.MLPRegressor(hidden_layer_sizes=(5,), max_iter=3,
-                                          random_state=0)):
+    for model in (
+        estimators.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0),
+        estimators.MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0),
+    ):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # max_iter reached: ConvergenceWarning
             model.fit(X, y)

@@ -2,21 +2,38 @@
 
 import numpy as np
 import pytest
-from oracle import ReferenceMLP, ref_cross_entropy, ref_d_cross_entropy, ref_drelu, \
-    ref_dsigmoid, ref_relu, ref_sigmoid
+from oracle import (
+    ReferenceMLP,
+    ref_cross_entropy,
+    ref_d_cross_entropy,
+    ref_drelu,
+    ref_dsigmoid,
+    ref_relu,
+    ref_sigmoid,
+)
 from sklearn.datasets import make_circles
 from sklearn.metrics import accuracy_score
 
 from mlpfast import reference as R
 
 # REFERENCE.md: (iteration, loss, accuracy) of the tutorial's run.
-TABLE = [(0, 693.62972747, 0.5), (1, 693.62166655, 0.5), (100, 691.14411224, 0.5),
-         (145, 664.60120828, 0.818), (149, 683.61702980, 0.614)]
+TABLE = [
+    (0, 693.62972747, 0.5),
+    (1, 693.62166655, 0.5),
+    (100, 691.14411224, 0.5),
+    (145, 664.60120828, 0.818),
+    (149, 683.61702980, 0.614),
+]
 
-USER_FUNCTIONS = (ref_relu, ref_drelu, ref_sigmoid, ref_dsigmoid, ref_cross_entropy,
-                  ref_d_cross_entropy)
-MLPFAST_FUNCTIONS = (R.relu, R.drelu, R.sigmoid, R.dsigmoid, R.cross_entropy,
-                     R.d_cross_entropy)
+USER_FUNCTIONS = (
+    ref_relu,
+    ref_drelu,
+    ref_sigmoid,
+    ref_dsigmoid,
+    ref_cross_entropy,
+    ref_d_cross_entropy,
+)
+MLPFAST_FUNCTIONS = (R.relu, R.drelu, R.sigmoid, R.dsigmoid, R.cross_entropy, R.d_cross_entropy)
 
 
 def tutorial_run(mlp_class, functions):
@@ -25,8 +42,9 @@ def tutorial_run(mlp_class, functions):
     np.random.seed(0)
     X, y = make_circles(n_samples=1000, factor=0.5, noise=0.1)
     y = y.reshape(-1, 1)
-    model = mlp_class([2, 4, 3, 1], [relu, relu, sigmoid], [drelu, drelu, dsigmoid],
-                      d_cross_entropy)
+    model = mlp_class(
+        [2, 4, 3, 1], [relu, relu, sigmoid], [drelu, drelu, dsigmoid], d_cross_entropy
+    )
     model.initialize()
     yhat = model.forward(X)
     printed = [(cross_entropy(y, yhat)[0, 0], accuracy_score(y, yhat > 0.5))]
@@ -38,8 +56,11 @@ def tutorial_run(mlp_class, functions):
     return printed, model
 
 
-@pytest.mark.parametrize("functions", [USER_FUNCTIONS, MLPFAST_FUNCTIONS],
-                         ids=["user-defined functions", "mlpfast.reference functions"])
+@pytest.mark.parametrize(
+    "functions",
+    [USER_FUNCTIONS, MLPFAST_FUNCTIONS],
+    ids=["user-defined functions", "mlpfast.reference functions"],
+)
 def test_reproduces_the_reference_table(functions):
     printed, model = tutorial_run(R.mlp, functions)
     assert model._plan, "the tutorial's functions should run on the fused path"
@@ -51,7 +72,7 @@ def test_reproduces_the_reference_table(functions):
 def test_every_printed_number_matches_the_oracle():
     expected, _ = tutorial_run(ReferenceMLP, USER_FUNCTIONS)
     got, _ = tutorial_run(R.mlp, USER_FUNCTIONS)
-    for (l1, a1), (l2, a2) in zip(expected, got):
+    for (l1, a1), (l2, a2) in zip(expected, got, strict=True):
         assert l2 == pytest.approx(l1, rel=1e-9)
         assert a1 == a2
 
@@ -123,12 +144,19 @@ def test_unknown_callables_are_called_as_written():
 
 def test_a_corrected_dsigmoid_is_honoured_too():
     """The user's own derivative decides: s(1 - s) gives different numbers than 2 s(1 - s)."""
+
     def dsigmoid_true(z):
         s = ref_sigmoid(z)
         return s * (1 - s)
 
-    functions = (ref_relu, ref_drelu, ref_sigmoid, dsigmoid_true, ref_cross_entropy,
-                 ref_d_cross_entropy)
+    functions = (
+        ref_relu,
+        ref_drelu,
+        ref_sigmoid,
+        dsigmoid_true,
+        ref_cross_entropy,
+        ref_d_cross_entropy,
+    )
     expected, _ = tutorial_run(ReferenceMLP, functions)
     got, model = tutorial_run(R.mlp, functions)
     assert model._plan and model._plan[1][-1] == 1.0
@@ -139,10 +167,10 @@ def test_a_corrected_dsigmoid_is_honoured_too():
 def test_replaced_weights_are_used_and_updated_in_place():
     rng = np.random.default_rng(2)
     X, y = rng.standard_normal((20, 2)), (rng.random((20, 1)) < 0.5).astype(float)
-    ref = ReferenceMLP([2, 3, 1], [ref_relu, ref_sigmoid], [ref_drelu, ref_dsigmoid],
-                       ref_d_cross_entropy)
-    fast = R.mlp([2, 3, 1], [ref_relu, ref_sigmoid], [ref_drelu, ref_dsigmoid],
-                 ref_d_cross_entropy)
+    ref = ReferenceMLP(
+        [2, 3, 1], [ref_relu, ref_sigmoid], [ref_drelu, ref_dsigmoid], ref_d_cross_entropy
+    )
+    fast = R.mlp([2, 3, 1], [ref_relu, ref_sigmoid], [ref_drelu, ref_dsigmoid], ref_d_cross_entropy)
     ref.initialize()
     fast.initialize()
     mine = np.full((2, 3), 0.05)
@@ -208,8 +236,7 @@ def test_the_six_functions_match_their_definitions(rng):
 
 def test_unfusable_input_falls_back_to_numpy():
     model = R.mlp([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
-    ref = ReferenceMLP([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid],
-                       R.d_cross_entropy)
+    ref = ReferenceMLP([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
     model.initialize()
     ref.initialize()
     x = [[0.5, -1.0], [2.0, 0.1]]  # a list, as numpy's @ accepts

@@ -26,8 +26,13 @@ TWO_THREADS = pytest.mark.skipif(_threads.max_threads() < 2, reason="needs 2 Num
 def run_child(code: str, *args, timeout=300) -> dict:
     """Run ``code`` in a fresh interpreter importing this mlpfast; return its JSON line."""
     env = dict(os.environ, PYTHONPATH=str(Path(mlpfast.__file__).parent.parent))
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                            env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -51,8 +56,9 @@ def test_divergence_raises_names_the_epoch_and_restores_the_last_finite_epoch():
     net.fit(X, Y, epochs=2, lr=0.01, optimizer="momentum", seed=1)
     params, state = net.params.copy(), net._state.copy()
     counters, history = net._counters.copy(), list(net.history)
-    with pytest.raises(DivergenceError,
-                       match=r"diverged in epoch 3 .*Try a lower learning rate than 1e\+200"):
+    with pytest.raises(
+        DivergenceError, match=r"diverged in epoch 3 .*Try a lower learning rate than 1e\+200"
+    ):
         net.fit(X, Y, epochs=4, lr=1e200, optimizer="momentum")
     np.testing.assert_array_equal(net.params, params)
     np.testing.assert_array_equal(net._state, state)
@@ -106,8 +112,9 @@ def test_on_divergence_warn_returns_the_finite_epochs():
     X, Y = regression()
     net = Network([3, 1], "identity", "mse", dtype="float32", seed=0)
     with pytest.warns(DivergenceWarning, match=r"diverged in epoch \d+ .*lower learning rate"):
-        losses = net.fit(X, Y, epochs=500, batch_size=8, lr=0.8, shuffle=False,
-                         on_divergence="warn")
+        losses = net.fit(
+            X, Y, epochs=500, batch_size=8, lr=0.8, shuffle=False, on_divergence="warn"
+        )
     assert 5 < len(losses) == net.epochs_trained < 500
     assert np.isfinite(losses).all() and np.isfinite(net.params).all()
     assert issubclass(DivergenceWarning, RuntimeWarning)
@@ -139,8 +146,7 @@ def test_ctrl_c_leaves_a_usable_network_at_an_epoch_boundary(how, tmp_path):
     X, y = classification()
 
     def fresh():
-        return Network([10, 16, 1], ["relu", "sigmoid"], "binary_crossentropy", seed=0,
-                       n_threads=1)
+        return Network([10, 16, 1], ["relu", "sigmoid"], "binary_crossentropy", seed=0, n_threads=1)
 
     net = fresh()
     timers = []
@@ -201,8 +207,14 @@ def test_ctrl_c_keeps_history_losses_and_counters_consistent(monkeypatch):
 def _wide(dtype, n_threads):
     # 33k parameters and 12 MFLOP per minibatch of 64: with 2 threads, the rows of a
     # minibatch are split across threads and the update is parallel.
-    return Network([64, 256, 64, 3], ["relu", "tanh", "softmax"], "categorical_crossentropy",
-                   dtype=dtype, seed=2, n_threads=n_threads)
+    return Network(
+        [64, 256, 64, 3],
+        ["relu", "tanh", "softmax"],
+        "categorical_crossentropy",
+        dtype=dtype,
+        seed=2,
+        n_threads=n_threads,
+    )
 
 
 def _wide_fit(dtype, n_threads):
@@ -238,8 +250,7 @@ def test_another_thread_count_agrees_within_the_stated_tolerance(dtype, toleranc
 
 # ----------------------------------------------------------------------------- concurrency
 def _small(seed):
-    return Network([10, 16, 1], ["relu", "sigmoid"], "binary_crossentropy", seed=seed,
-                   n_threads=1)
+    return Network([10, 16, 1], ["relu", "sigmoid"], "binary_crossentropy", seed=seed, n_threads=1)
 
 
 def test_fits_in_several_python_threads_match_serial_and_release_the_gil(monkeypatch):
@@ -290,11 +301,6 @@ def test_fits_in_several_python_threads_match_serial_and_release_the_gil(monkeyp
 
 
 @TWO_THREADS
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the BLAS cap (threadpoolctl set_num_threads(1)) has no effect from a non-main "
-    "Python thread once Numba's OpenMP layer has started, so fits in worker threads run "
-    "multi-threaded OpenBLAS beside Numba's threads: two such fits at once were 10-200x "
-    "slower than serial (OPENBLAS_NUM_THREADS=1 avoids it)"))
 def test_blas_is_capped_to_one_thread_in_worker_threads_too():
     _wide_fit("float64", 2)  # starts Numba's threading layer, as any threaded fit does
     seen = []
@@ -304,8 +310,7 @@ def test_blas_is_capped_to_one_thread_in_worker_threads_too():
             seen.append([c.num_threads for c in _threads._controller().lib_controllers])
 
     with _threads.kernel_threads(1):  # the main thread: capped
-        assert all(n == 1 for n in
-                   [c.num_threads for c in _threads._controller().lib_controllers])
+        assert all(n == 1 for n in [c.num_threads for c in _threads._controller().lib_controllers])
     worker = threading.Thread(target=work)
     worker.start()
     worker.join()
@@ -314,8 +319,9 @@ def test_blas_is_capped_to_one_thread_in_worker_threads_too():
 
 def test_predict_from_several_threads_on_one_network():
     rng = np.random.default_rng(1)
-    net = Network([10, 32, 3], ["tanh", "softmax"], "categorical_crossentropy", seed=0,
-                  n_threads=None)
+    net = Network(
+        [10, 32, 3], ["tanh", "softmax"], "categorical_crossentropy", seed=0, n_threads=None
+    )
     inputs = [rng.standard_normal((int(n), 10)) for n in rng.integers(1, 1500, 12)]
     expected = [net.predict(X) for X in inputs]
     losses = [net.loss(X, np.argmax(p, axis=1)) for X, p in zip(inputs, expected, strict=True)]
@@ -439,10 +445,13 @@ MEMMAP = """
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", [
-    "r",  # read-only: used in place through a writeable alias (never written)
-    "c",  # copy-on-write: writeable, and never written by mlpfast
-])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "r",  # read-only: used in place through a writeable alias (never written)
+        "c",  # copy-on-write: writeable, and never written by mlpfast
+    ],
+)
 def test_fit_on_a_memmap_gathers_minibatches_without_copying_x(tmp_path, mode):
     n, d = 393_216, 64  # 96 MiB of float32
     rss = run_child(MEMMAP, tmp_path / "X.f32", n, d, mode)

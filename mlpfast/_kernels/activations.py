@@ -15,8 +15,6 @@ forward formula to :func:`activate` and its derivative to :func:`derivative`, an
 add it to ``tests/oracle.py``; the finite-difference tests pick it up from the table.
 """
 
-import math
-
 from numba import types
 from numba.extending import overload
 
@@ -48,8 +46,16 @@ ACTIVATIONS = {
 }
 CANONICAL_NAMES = {code: name for name, code in ACTIVATIONS.items() if name != "logistic"}
 # Activations a hidden layer may use (softmax and exp are output-only).
-HIDDEN_ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "logistic", "tanh",
-                      "elu", "softplus")
+HIDDEN_ACTIVATIONS = (
+    "identity",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "logistic",
+    "tanh",
+    "elu",
+    "softplus",
+)
 
 LEAKY_SLOPE = 0.01
 
@@ -142,7 +148,7 @@ def bias_activation_rows(buf, off, ld, n_units, c0, c1, params, b0, code):
     """Feature-major, in place: ``buf[j, c0:c1] = f(buf[j, c0:c1] + b[j])`` per unit j."""
     cols = c1 - c0
     for j in range(n_units):
-        row = buf[off + j * ld + c0:off + j * ld + c1]
+        row = buf[off + j * ld + c0 : off + j * ld + c1]
         bias = params[b0 + j]
         if code == RELU:
             for i in range(cols):
@@ -168,8 +174,8 @@ def multiply_by_derivative_rows(delta, acts, off, ld, n_units, c0, c1, code):
         return
     cols = c1 - c0
     for j in range(n_units):
-        drow = delta[off + j * ld + c0:off + j * ld + c1]
-        arow = acts[off + j * ld + c0:off + j * ld + c1]
+        drow = delta[off + j * ld + c0 : off + j * ld + c1]
+        arow = acts[off + j * ld + c0 : off + j * ld + c1]
         if code == RELU:
             zero = like(0.0, delta)
             for i in range(cols):
@@ -192,7 +198,7 @@ def output_activation_rows(out, off, r0, r1, m, code):
         return
     if code == SOFTMAX:
         for i in range(r0, r1):
-            row = out[off + i * m:off + (i + 1) * m]
+            row = out[off + i * m : off + (i + 1) * m]
             peak = row[0]
             for j in range(m):
                 peak = max(peak, row[j])
@@ -204,6 +210,6 @@ def output_activation_rows(out, off, r0, r1, m, code):
             for j in range(m):
                 row[j] *= inv
         return
-    block = out[off + r0 * m:off + r1 * m]
+    block = out[off + r0 * m : off + r1 * m]
     for i in range(block.shape[0]):
         block[i] = activate(block[i], code)

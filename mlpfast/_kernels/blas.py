@@ -23,11 +23,25 @@ from .._config import kernel
 
 
 def _xxgemm(dtype):
-    return types.ExternalFunction("numba_xxgemm", types.intc(
-        types.char, types.char, types.char, types.intp, types.intp, types.intp,
-        types.CPointer(dtype), types.CPointer(dtype), types.intp,
-        types.CPointer(dtype), types.intp, types.CPointer(dtype), types.CPointer(dtype),
-        types.intp))
+    return types.ExternalFunction(
+        "numba_xxgemm",
+        types.intc(
+            types.char,
+            types.char,
+            types.char,
+            types.intp,
+            types.intp,
+            types.intp,
+            types.CPointer(dtype),
+            types.CPointer(dtype),
+            types.intp,
+            types.CPointer(dtype),
+            types.intp,
+            types.CPointer(dtype),
+            types.CPointer(dtype),
+            types.intp,
+        ),
+    )
 
 
 _dgemm = _xxgemm(types.float64)
@@ -42,6 +56,7 @@ _S = np.int8(ord("s"))
 @intrinsic
 def _pointer_at(typingctx, array, offset):
     """Address of array.flat[offset] (no bounds check: callers validated shapes)."""
+
     def codegen(context, builder, signature, args):
         ary = context.make_array(signature.args[0])(context, builder, args[0])
         return builder.gep(ary.data, [args[1]])
@@ -52,6 +67,7 @@ def _pointer_at(typingctx, array, offset):
 @intrinsic
 def _stack_pointer(typingctx, value):
     """Address of a stack slot holding ``value`` (BLAS takes alpha/beta by pointer)."""
+
     def codegen(context, builder, signature, args):
         return cgutils.alloca_once_value(builder, args[0])
 
@@ -63,8 +79,7 @@ def _raw_gemm(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_o
 
 
 @overload(_raw_gemm)
-def _raw_gemm_overload(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off,
-                       ldc):
+def _raw_gemm_overload(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
     single = C.dtype == types.float32
     blas = _sgemm if single else _dgemm
     kind = _S if single else _D
@@ -72,9 +87,22 @@ def _raw_gemm_overload(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, bet
 
     def impl(ta, tb, m, n, k, alpha, A, a_off, lda, B, b_off, ldb, beta, C, c_off, ldc):
         # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap operands.
-        return blas(kind, tb, ta, n, m, k, _stack_pointer(cast(alpha)), _pointer_at(B, b_off),
-                    ldb, _pointer_at(A, a_off), lda, _stack_pointer(cast(beta)),
-                    _pointer_at(C, c_off), ldc)
+        return blas(
+            kind,
+            tb,
+            ta,
+            n,
+            m,
+            k,
+            _stack_pointer(cast(alpha)),
+            _pointer_at(B, b_off),
+            ldb,
+            _pointer_at(A, a_off),
+            lda,
+            _stack_pointer(cast(beta)),
+            _pointer_at(C, c_off),
+            ldc,
+        )
 
     return impl
 

@@ -57,10 +57,10 @@ def hidden_forward(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, 
         # Slices, not computed indices: see activations.py on wraparound.
         code = layout[k, ACTIVATION]
         for j in range(n_out):
-            row = out[o_off + j * o_ld + c0:o_off + j * o_ld + c1]
+            row = out[o_off + j * o_ld + c0 : o_off + j * o_ld + c1]
             bias = params[b0 + j]
             w = params[w0 + j]
-            first = src[s_off + c0:s_off + c1]
+            first = src[s_off + c0 : s_off + c1]
             if n_in == 1:
                 activate_axpy(row, w, first, bias, code)
                 continue
@@ -68,19 +68,51 @@ def hidden_forward(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, 
                 row[i] = w * first[i] + bias
             for p in range(1, n_in - 1):
                 w = params[w0 + p * n_out + j]
-                srow = src[s_off + p * s_ld + c0:s_off + p * s_ld + c1]
+                srow = src[s_off + p * s_ld + c0 : s_off + p * s_ld + c1]
                 for i in range(cols):
                     row[i] += w * srow[i]
             p = n_in - 1
-            srow = src[s_off + p * s_ld + c0:s_off + p * s_ld + c1]
+            srow = src[s_off + p * s_ld + c0 : s_off + p * s_ld + c1]
             activate_axpy(row, params[w0 + p * n_out + j], srow, row, code)
         return
     if s_rowmajor:
-        gemm(TRANS, TRANS, n_out, cols, n_in, 1.0, params, w0, n_out, src, s_off + c0 * s_ld,
-             s_ld, 0.0, out, o_off + c0, o_ld)
+        gemm(
+            TRANS,
+            TRANS,
+            n_out,
+            cols,
+            n_in,
+            1.0,
+            params,
+            w0,
+            n_out,
+            src,
+            s_off + c0 * s_ld,
+            s_ld,
+            0.0,
+            out,
+            o_off + c0,
+            o_ld,
+        )
     else:
-        gemm(TRANS, NOTRANS, n_out, cols, n_in, 1.0, params, w0, n_out, src, s_off + c0, s_ld,
-             0.0, out, o_off + c0, o_ld)
+        gemm(
+            TRANS,
+            NOTRANS,
+            n_out,
+            cols,
+            n_in,
+            1.0,
+            params,
+            w0,
+            n_out,
+            src,
+            s_off + c0,
+            s_ld,
+            0.0,
+            out,
+            o_off + c0,
+            o_ld,
+        )
     bias_activation_rows(out, o_off, o_ld, n_out, c0, c1, params, b0, layout[k, ACTIVATION])
 
 
@@ -92,7 +124,7 @@ def output_logits(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, r
     rows = r1 - r0
     if rows <= 0:
         return
-    block = out[o_off + r0 * m:o_off + r1 * m]
+    block = out[o_off + r0 * m : o_off + r1 * m]
     if narrow(n_in, m) and not s_rowmajor:
         for i in range(rows):
             for j in range(m):
@@ -100,7 +132,7 @@ def output_logits(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, r
         for j in range(m):
             for p in range(n_in):
                 w = params[w0 + p * m + j]
-                srow = src[s_off + p * s_ld + r0:s_off + p * s_ld + r1]
+                srow = src[s_off + p * s_ld + r0 : s_off + p * s_ld + r1]
                 if m == 1:  # contiguous: let it vectorize
                     for i in range(rows):
                         block[i] += w * srow[i]
@@ -109,11 +141,43 @@ def output_logits(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, r
                         block[i * m + j] += w * srow[i]
         return
     if s_rowmajor:
-        gemm(NOTRANS, NOTRANS, rows, m, n_in, 1.0, src, s_off + r0 * s_ld, s_ld, params, w0, m,
-             0.0, out, o_off + r0 * m, m)
+        gemm(
+            NOTRANS,
+            NOTRANS,
+            rows,
+            m,
+            n_in,
+            1.0,
+            src,
+            s_off + r0 * s_ld,
+            s_ld,
+            params,
+            w0,
+            m,
+            0.0,
+            out,
+            o_off + r0 * m,
+            m,
+        )
     else:
-        gemm(TRANS, NOTRANS, rows, m, n_in, 1.0, src, s_off + r0, s_ld, params, w0, m, 0.0,
-             out, o_off + r0 * m, m)
+        gemm(
+            TRANS,
+            NOTRANS,
+            rows,
+            m,
+            n_in,
+            1.0,
+            src,
+            s_off + r0,
+            s_ld,
+            params,
+            w0,
+            m,
+            0.0,
+            out,
+            o_off + r0 * m,
+            m,
+        )
     for i in range(rows):
         for j in range(m):
             block[i * m + j] += params[b0 + j]
@@ -121,8 +185,7 @@ def output_logits(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, r
 
 # --------------------------------------------------------------------------- backward
 @kernel
-def delta_below(params, layout, k, d, d_off, d_ld, d_rowmajor, acts, below, b_off, b_ld,
-                c0, c1):
+def delta_below(params, layout, k, d, d_off, d_ld, d_rowmajor, acts, below, b_off, b_ld, c0, c1):
     """Feature-major ``below[:, c0:c1] = (W_k D[:, c0:c1]) * f'_{k-1}(a_{k-1})``.
 
     ``D`` is layer k's delta: row-major (``d_rowmajor``, the output layer, leading
@@ -137,31 +200,79 @@ def delta_below(params, layout, k, d, d_off, d_ld, d_rowmajor, acts, below, b_of
         return
     if narrow(n_in, n_out):
         for p in range(n_in):
-            row = below[b_off + p * b_ld + c0:b_off + p * b_ld + c1]
+            row = below[b_off + p * b_ld + c0 : b_off + p * b_ld + c1]
             row[:] = 0
             for j in range(n_out):
                 w = params[w0 + p * n_out + j]
                 if d_rowmajor:
-                    dblock = d[d_off + c0 * d_ld:d_off + c1 * d_ld]
+                    dblock = d[d_off + c0 * d_ld : d_off + c1 * d_ld]
                     for i in range(cols):
                         row[i] += w * dblock[i * d_ld + j]
                 else:
-                    drow = d[d_off + j * d_ld + c0:d_off + j * d_ld + c1]
+                    drow = d[d_off + j * d_ld + c0 : d_off + j * d_ld + c1]
                     for i in range(cols):
                         row[i] += w * drow[i]
     elif d_rowmajor:
-        gemm(NOTRANS, TRANS, n_in, cols, n_out, 1.0, params, w0, n_out, d, d_off + c0 * d_ld,
-             d_ld, 0.0, below, b_off + c0, b_ld)
+        gemm(
+            NOTRANS,
+            TRANS,
+            n_in,
+            cols,
+            n_out,
+            1.0,
+            params,
+            w0,
+            n_out,
+            d,
+            d_off + c0 * d_ld,
+            d_ld,
+            0.0,
+            below,
+            b_off + c0,
+            b_ld,
+        )
     else:
-        gemm(NOTRANS, NOTRANS, n_in, cols, n_out, 1.0, params, w0, n_out, d, d_off + c0, d_ld,
-             0.0, below, b_off + c0, b_ld)
-    multiply_by_derivative_rows(below, acts, b_off, b_ld, n_in, c0, c1,
-                                layout[k - 1, ACTIVATION])
+        gemm(
+            NOTRANS,
+            NOTRANS,
+            n_in,
+            cols,
+            n_out,
+            1.0,
+            params,
+            w0,
+            n_out,
+            d,
+            d_off + c0,
+            d_ld,
+            0.0,
+            below,
+            b_off + c0,
+            b_ld,
+        )
+    multiply_by_derivative_rows(below, acts, b_off, b_ld, n_in, c0, c1, layout[k - 1, ACTIVATION])
 
 
 @kernel
-def weight_gradient(src, s_off, s_ld, s_rowmajor, d, d_off, d_ld, d_rowmajor, n_samples,
-                    layout, k, p0, p1, alpha, beta, target, t_off):
+def weight_gradient(
+    src,
+    s_off,
+    s_ld,
+    s_rowmajor,
+    d,
+    d_off,
+    d_ld,
+    d_rowmajor,
+    n_samples,
+    layout,
+    k,
+    p0,
+    p1,
+    alpha,
+    beta,
+    target,
+    t_off,
+):
     """Rows p0:p1 of ``target_W <- alpha S D^T + beta target_W`` over all samples.
 
     With ``target`` the parameters, alpha = -lr and beta = 1 - lr * l2 this is the
@@ -176,16 +287,16 @@ def weight_gradient(src, s_off, s_ld, s_rowmajor, d, d_off, d_ld, d_rowmajor, n_
     if narrow(n_in, n_out) and not s_rowmajor:
         a = like(alpha, target)
         b = like(beta, target)
-        dblock = d[d_off:d_off + n_samples * d_ld]
+        dblock = d[d_off : d_off + n_samples * d_ld]
         for p in range(p0, p1):
-            srow = src[s_off + p * s_ld:s_off + p * s_ld + n_samples]
+            srow = src[s_off + p * s_ld : s_off + p * s_ld + n_samples]
             for j in range(n_out):
                 acc = like(0.0, target)
                 if d_rowmajor:
                     for i in range(n_samples):
                         acc += srow[i] * dblock[i * d_ld + j]
                 else:
-                    drow = d[d_off + j * d_ld:d_off + j * d_ld + n_samples]
+                    drow = d[d_off + j * d_ld : d_off + j * d_ld + n_samples]
                     for i in range(n_samples):
                         acc += srow[i] * drow[i]
                 idx = t_off + p * n_out + j
@@ -196,21 +307,37 @@ def weight_gradient(src, s_off, s_ld, s_rowmajor, d, d_off, d_ld, d_rowmajor, n_
     ta = TRANS if s_rowmajor else NOTRANS
     a_off = s_off + p0 if s_rowmajor else s_off + p0 * s_ld
     tb = NOTRANS if d_rowmajor else TRANS
-    gemm(ta, tb, rows, n_out, n_samples, alpha, src, a_off, s_ld, d, d_off, d_ld, beta,
-         target, t_off + p0 * n_out, n_out)
+    gemm(
+        ta,
+        tb,
+        rows,
+        n_out,
+        n_samples,
+        alpha,
+        src,
+        a_off,
+        s_ld,
+        d,
+        d_off,
+        d_ld,
+        beta,
+        target,
+        t_off + p0 * n_out,
+        n_out,
+    )
 
 
 @kernel
 def bias_gradient(d, d_off, d_ld, d_rowmajor, n_samples, j0, j1, out, o_off):
     """out[o_off + j] = sum over samples of D[j, :] for j in j0:j1."""
-    dblock = d[d_off:d_off + n_samples * d_ld]
+    dblock = d[d_off : d_off + n_samples * d_ld]
     for j in range(j0, j1):
         acc = like(0.0, out)
         if d_rowmajor:
             for i in range(n_samples):
                 acc += dblock[i * d_ld + j]
         else:
-            row = d[d_off + j * d_ld:d_off + j * d_ld + n_samples]
+            row = d[d_off + j * d_ld : d_off + j * d_ld + n_samples]
             for i in range(n_samples):
                 acc += row[i]
         out[o_off + j] = acc

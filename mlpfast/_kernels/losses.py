@@ -47,8 +47,9 @@ def _logistic(v, t, one):
 
 
 @kernel
-def output_loss_and_delta(z, z_off, y, y_off, w, w_off, use_weights, r0, r1, m, kind,
-                          act_code, delta_scale, delta, d_off):
+def output_loss_and_delta(
+    z, z_off, y, y_off, w, w_off, use_weights, r0, r1, m, kind, act_code, delta_scale, delta, d_off
+):
     """Scaled dL/dz of rows r0:r1 into ``delta``; return sum_i w_i l_i (float64).
 
     Row-major flat buffers: logit (i, j) at z[z_off + i m + j], target at
@@ -61,9 +62,9 @@ def output_loss_and_delta(z, z_off, y, y_off, w, w_off, use_weights, r0, r1, m, 
     zero = like(0.0, z)
     scale = like(delta_scale, z)
     count = (r1 - r0) * m
-    zs = z[z_off + r0 * m:z_off + r0 * m + count]
-    ys = y[y_off + r0 * m:y_off + r0 * m + count]
-    ds = delta[d_off + r0 * m:d_off + r0 * m + count]
+    zs = z[z_off + r0 * m : z_off + r0 * m + count]
+    ys = y[y_off + r0 * m : y_off + r0 * m + count]
+    ds = delta[d_off + r0 * m : d_off + r0 * m + count]
     if kind == LOGISTIC and not use_weights:
         # Every element independent: one flat loop the compiler vectorizes.
         for e in range(count):

@@ -23,9 +23,9 @@ def _forward_range(Xf, params, layout, acts, xT, out, r0, r1, chunk, activate_ou
     for c0 in range(r0, r1, chunk):
         cols = min(chunk, r1 - c0)
         if first_narrow:
-            rows = Xf[c0 * d:(c0 + cols) * d]
+            rows = Xf[c0 * d : (c0 + cols) * d]
             for p in range(d):
-                column = xT[p * chunk:p * chunk + cols]
+                column = xT[p * chunk : p * chunk + cols]
                 for i in range(cols):
                     column[i] = rows[i * d + p]
             src, s_off, s_ld, s_rowmajor = xT, 0, chunk, False
@@ -33,8 +33,9 @@ def _forward_range(Xf, params, layout, acts, xT, out, r0, r1, chunk, activate_ou
             src, s_off, s_ld, s_rowmajor = Xf, c0 * d, d, True
         for k in range(n_layers - 1):
             off = layout[k, ACT_OFFSET]
-            hidden_forward(src, s_off, s_ld, s_rowmajor, params, layout, k, acts, off, chunk, 0,
-                           cols)
+            hidden_forward(
+                src, s_off, s_ld, s_rowmajor, params, layout, k, acts, off, chunk, 0, cols
+            )
             src, s_off, s_ld, s_rowmajor = acts, off, chunk, False
         last = n_layers - 1
         output_logits(src, s_off, s_ld, s_rowmajor, params, layout, last, out, c0 * m, 0, cols)
@@ -55,5 +56,15 @@ def forward_rows(Xf, params, layout, acts, xT, outf, chunk, activate_output):
         _forward_range(Xf, params, layout, acts[0], xT[0], outf, 0, n, chunk, activate_output)
         return
     for t in prange(n_blocks):
-        _forward_range(Xf, params, layout, acts[t], xT[t], outf, t * n // n_blocks,
-                       (t + 1) * n // n_blocks, chunk, activate_output)
+        _forward_range(
+            Xf,
+            params,
+            layout,
+            acts[t],
+            xT[t],
+            outf,
+            t * n // n_blocks,
+            (t + 1) * n // n_blocks,
+            chunk,
+            activate_output,
+        )

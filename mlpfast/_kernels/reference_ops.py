@@ -121,7 +121,7 @@ def forward(x, params, table, kinds, zbuf, abuf, xT):
     for l in range(table.shape[0]):
         n_in, n_out = table[l, T_IN], table[l, T_OUT]
         w0, b0, r0 = table[l, T_W], table[l, T_B], table[l, T_ROW]
-        below = xT if l == 0 else abuf[table[l - 1, T_ROW]:table[l - 1, T_ROW] + n_in]
+        below = xT if l == 0 else abuf[table[l - 1, T_ROW] : table[l - 1, T_ROW] + n_in]
         kind = kinds[l, 0]
         for j in range(n_out):
             z = zbuf[r0 + j]
@@ -141,8 +141,7 @@ def forward(x, params, table, kinds, zbuf, abuf, xT):
 
 
 @exact_kernel
-def backward(y, yhat, params, table, kinds, factors, zbuf, abuf, xT, dzbuf, dabuf, grads,
-             da_input):
+def backward(y, yhat, params, table, kinds, factors, zbuf, abuf, xT, dzbuf, dabuf, grads, da_input):
     """The reference's backward pass with the cross-entropy derivative fused.
 
     da[L] = -y / clip(yhat, eps) + (1 - y) / clip(1 - yhat, eps); then per layer
@@ -161,12 +160,13 @@ def backward(y, yhat, params, table, kinds, factors, zbuf, abuf, xT, dzbuf, dabu
     for l in range(last, -1, -1):
         n_in, n_out = table[l, T_IN], table[l, T_OUT]
         w0, b0, r0 = table[l, T_W], table[l, T_B], table[l, T_ROW]
-        below = xT if l == 0 else abuf[table[l - 1, T_ROW]:table[l - 1, T_ROW] + n_in]
+        below = xT if l == 0 else abuf[table[l - 1, T_ROW] : table[l - 1, T_ROW] + n_in]
         kind, factor = kinds[l, 1], factors[l]
         # f'(z) = c s (1 - s) with s the layer's own sigmoid output: reuse a[l]
         # (bitwise the same s the derivative would recompute) instead of exp again.
-        reuse_sigmoid = ((kind == DSIGMOID_CLIPPED and kinds[l, 0] == SIGMOID_CLIPPED)
-                         or (kind == DSIGMOID and kinds[l, 0] == SIGMOID))
+        reuse_sigmoid = (kind == DSIGMOID_CLIPPED and kinds[l, 0] == SIGMOID_CLIPPED) or (
+            kind == DSIGMOID and kinds[l, 0] == SIGMOID
+        )
         for j in range(n_out):
             dz, da, z = dzbuf[r0 + j], dabuf[r0 + j], zbuf[r0 + j]
             if reuse_sigmoid:
@@ -185,7 +185,7 @@ def backward(y, yhat, params, table, kinds, factors, zbuf, abuf, xT, dzbuf, dabu
                 for i in range(n):
                     acc += src[i] * dz[i]
                 grads[w0 + p * n_out + j] = acc
-        target = da_input if l == 0 else dabuf[table[l - 1, T_ROW]:table[l - 1, T_ROW] + n_in]
+        target = da_input if l == 0 else dabuf[table[l - 1, T_ROW] : table[l - 1, T_ROW] + n_in]
         for p in range(n_in):
             out = target[p]
             w = params[w0 + p * n_out]

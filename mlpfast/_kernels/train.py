@@ -31,19 +31,51 @@ import numpy as np
 from numba import prange
 
 from .._config import kernel, parallel_kernel
-from .dense import ACT_OFFSET, ACTIVATION, B_OFFSET, N_IN, N_OUT, W_OFFSET, bias_gradient, \
-    delta_below, hidden_forward, narrow, output_logits, weight_gradient
+from .dense import (
+    ACT_OFFSET,
+    ACTIVATION,
+    B_OFFSET,
+    N_IN,
+    N_OUT,
+    W_OFFSET,
+    bias_gradient,
+    delta_below,
+    hidden_forward,
+    narrow,
+    output_logits,
+    weight_gradient,
+)
 from .losses import output_loss_and_delta
-from .optimizers import ADAM, BETA1, BETA2, GRADIENT_ONLY, LR, SGD, all_finite, sumsq_range, \
-    update_range, weights_sumsq
+from .optimizers import (
+    ADAM,
+    BETA1,
+    BETA2,
+    GRADIENT_ONLY,
+    LR,
+    SGD,
+    all_finite,
+    sumsq_range,
+    update_range,
+    weights_sumsq,
+)
 from .optimizers import L2 as L2_COEF
 from .optimizers import N_COEFS as _OPTIMIZER_COEFS
 from .scalars import like
 from .shuffle import epoch_permutation
 
 # Indices into the int64 ``config`` array.
-(BATCH_SIZE, N_BLOCKS, SHUFFLE, SEED, LOSS_KIND, OPTIMIZER, SCHEDULE, N_EPOCHS,
- USE_WEIGHTS, AVERAGE_BY_SIZE) = range(10)
+(
+    BATCH_SIZE,
+    N_BLOCKS,
+    SHUFFLE,
+    SEED,
+    LOSS_KIND,
+    OPTIMIZER,
+    SCHEDULE,
+    N_EPOCHS,
+    USE_WEIGHTS,
+    AVERAGE_BY_SIZE,
+) = range(10)
 N_CONFIG = 10
 # A block narrower than this is not worth a thread.
 MIN_BLOCK_ROWS = 8
@@ -86,9 +118,9 @@ def _input_source(xs, x_off, d, ws, capacity, layout, c0, c1):
     their transpose in ``ws.xT``.  Returns (buffer, offset, leading dim, row-major)."""
     if narrow(layout[0, N_IN], layout[0, N_OUT]):
         xT = ws.xT
-        rows = xs[x_off + c0 * d:x_off + c1 * d]
+        rows = xs[x_off + c0 * d : x_off + c1 * d]
         for p in range(d):
-            column = xT[p * capacity + c0:p * capacity + c1]
+            column = xT[p * capacity + c0 : p * capacity + c1]
             for i in range(c1 - c0):
                 column[i] = rows[i * d + p]
         return xT, 0, capacity, False
@@ -96,8 +128,9 @@ def _input_source(xs, x_off, d, ws, capacity, layout, c0, c1):
 
 
 @kernel
-def forward_backward(data, model, ws, start, size, use_perm, c0, c1, kind, delta_scale,
-                     use_weights):
+def forward_backward(
+    data, model, ws, start, size, use_perm, c0, c1, kind, delta_scale, use_weights
+):
     """Phase 1 for samples c0:c1 of the minibatch of ``size`` rows at ``start``:
     gather (through the permutation), forward, fused output loss + delta, and the
     delta recursion down to the first hidden layer.  Returns sum_i w_i l_i.
@@ -116,9 +149,9 @@ def forward_backward(data, model, ws, start, size, use_perm, c0, c1, kind, delta
         xbuf, ybuf, wbuf = ws.xbuf, ws.ybuf, ws.wbuf
         for r in range(c0, c1):
             source = ws.perm[start + r]
-            xrow = xbuf[r * d:(r + 1) * d]
+            xrow = xbuf[r * d : (r + 1) * d]
             xrow[:] = X[source]
-            yrow = ybuf[r * m:(r + 1) * m]
+            yrow = ybuf[r * m : (r + 1) * m]
             yrow[:] = Y[source]
             if use_weights:
                 wbuf[r] = data.sample_weight[source]
@@ -131,26 +164,54 @@ def forward_backward(data, model, ws, start, size, use_perm, c0, c1, kind, delta
     src, s_off, s_ld, s_rowmajor = _input_source(xs, x_off, d, ws, capacity, layout, c0, c1)
     for k in range(n_layers - 1):
         off = layout[k, ACT_OFFSET]
-        hidden_forward(src, s_off, s_ld, s_rowmajor, params, layout, k, acts, off, capacity,
-                       c0, c1)
+        hidden_forward(src, s_off, s_ld, s_rowmajor, params, layout, k, acts, off, capacity, c0, c1)
         src, s_off, s_ld, s_rowmajor = acts, off, capacity, False
     last = n_layers - 1
     z_off = layout[last, ACT_OFFSET]
     output_logits(src, s_off, s_ld, s_rowmajor, params, layout, last, acts, z_off, c0, c1)
-    loss = output_loss_and_delta(acts, z_off, ys, y_off, wsrc, w_off, use_weights, c0, c1, m,
-                                 kind, layout[last, ACTIVATION], delta_scale, deltas, z_off)
+    loss = output_loss_and_delta(
+        acts,
+        z_off,
+        ys,
+        y_off,
+        wsrc,
+        w_off,
+        use_weights,
+        c0,
+        c1,
+        m,
+        kind,
+        layout[last, ACTIVATION],
+        delta_scale,
+        deltas,
+        z_off,
+    )
     d_off, d_ld, d_rowmajor = _output_delta_layout(z_off, m, capacity)
     for k in range(last, 0, -1):
         below = layout[k - 1, ACT_OFFSET]
-        delta_below(params, layout, k, deltas, d_off, d_ld, d_rowmajor, acts, deltas, below,
-                    capacity, c0, c1)
+        delta_below(
+            params,
+            layout,
+            k,
+            deltas,
+            d_off,
+            d_ld,
+            d_rowmajor,
+            acts,
+            deltas,
+            below,
+            capacity,
+            c0,
+            c1,
+        )
         d_off, d_ld, d_rowmajor = below, capacity, False
     return loss
 
 
 @kernel
-def update_parameters(data, model, ws, start, size, use_perm, part, n_parts, optimizer,
-                      coefs, lr, l2, want_sumsq):
+def update_parameters(
+    data, model, ws, start, size, use_perm, part, n_parts, optimizer, coefs, lr, l2, want_sumsq
+):
     """Phase 2, share ``part`` of ``n_parts``: gradient (and update) of every layer's
     W rows and biases in that share.  Returns sum(W^2) over the share's updated
     weights when ``want_sumsq`` (the next minibatch's L2 loss term), else 0."""
@@ -181,8 +242,25 @@ def update_parameters(data, model, ws, start, size, use_perm, part, n_parts, opt
         p0, p1 = part * n_in // n_parts, (part + 1) * n_in // n_parts
         j0, j1 = part * n_out // n_parts, (part + 1) * n_out // n_parts
         if optimizer == SGD:
-            weight_gradient(src, s_off, s_ld, s_rowmajor, deltas, d_off, d_ld, d_rowmajor, size,
-                            layout, k, p0, p1, -lr, 1.0 - lr * l2, params, w0)
+            weight_gradient(
+                src,
+                s_off,
+                s_ld,
+                s_rowmajor,
+                deltas,
+                d_off,
+                d_ld,
+                d_rowmajor,
+                size,
+                layout,
+                k,
+                p0,
+                p1,
+                -lr,
+                1.0 - lr * l2,
+                params,
+                w0,
+            )
             bias_gradient(deltas, d_off, d_ld, d_rowmajor, size, j0, j1, grads, b0)
             step = like(lr, params)
             for j in range(b0 + j0, b0 + j1):
@@ -190,14 +268,41 @@ def update_parameters(data, model, ws, start, size, use_perm, part, n_parts, opt
             if want_sumsq:
                 sumsq += sumsq_range(params, w0 + p0 * n_out, w0 + p1 * n_out)
         else:
-            weight_gradient(src, s_off, s_ld, s_rowmajor, deltas, d_off, d_ld, d_rowmajor, size,
-                            layout, k, p0, p1, 1.0, 0.0, grads, w0)
+            weight_gradient(
+                src,
+                s_off,
+                s_ld,
+                s_rowmajor,
+                deltas,
+                d_off,
+                d_ld,
+                d_rowmajor,
+                size,
+                layout,
+                k,
+                p0,
+                p1,
+                1.0,
+                0.0,
+                grads,
+                w0,
+            )
             bias_gradient(deltas, d_off, d_ld, d_rowmajor, size, j0, j1, grads, b0)
             if optimizer != GRADIENT_ONLY:
-                sumsq += update_range(params, grads, model.state, w0 + p0 * n_out,
-                                      w0 + p1 * n_out, optimizer, coefs, l2, lr)
-                update_range(params, grads, model.state, b0 + j0, b0 + j1, optimizer, coefs,
-                             0.0, lr)
+                sumsq += update_range(
+                    params,
+                    grads,
+                    model.state,
+                    w0 + p0 * n_out,
+                    w0 + p1 * n_out,
+                    optimizer,
+                    coefs,
+                    l2,
+                    lr,
+                )
+                update_range(
+                    params, grads, model.state, b0 + j0, b0 + j1, optimizer, coefs, 0.0, lr
+                )
         src, s_off, s_ld, s_rowmajor = acts, layout[k, ACT_OFFSET], capacity, False
     return sumsq
 
@@ -214,8 +319,24 @@ def batch_weight(data, ws, use_weights, use_perm, start, size):
 
 
 @parallel_kernel
-def _parallel_phase(phase, n_blocks, data, model, ws, start, size, use_perm, kind,
-                    delta_scale, use_weights, optimizer, coefs, lr, l2, want_sumsq):
+def _parallel_phase(
+    phase,
+    n_blocks,
+    data,
+    model,
+    ws,
+    start,
+    size,
+    use_perm,
+    kind,
+    delta_scale,
+    use_weights,
+    optimizer,
+    coefs,
+    lr,
+    l2,
+    want_sumsq,
+):
     """One phase across ``n_blocks`` threads; block t's result goes to
     ``ws.partials[phase * n_blocks + t]``.  (One prange for both phases: each
     prange is compiled as its own function, so two would double the compile.)"""
@@ -223,15 +344,35 @@ def _parallel_phase(phase, n_blocks, data, model, ws, start, size, use_perm, kin
     for t in prange(n_blocks):
         block = np.int64(t)
         if phase == 0:
-            partials[block] = forward_backward(data, model, ws, start, size, use_perm,
-                                               block * size // n_blocks,
-                                               (block + 1) * size // n_blocks, kind,
-                                               delta_scale, use_weights)
+            partials[block] = forward_backward(
+                data,
+                model,
+                ws,
+                start,
+                size,
+                use_perm,
+                block * size // n_blocks,
+                (block + 1) * size // n_blocks,
+                kind,
+                delta_scale,
+                use_weights,
+            )
         else:
-            partials[n_blocks + block] = update_parameters(data, model, ws, start, size,
-                                                           use_perm, block, n_blocks,
-                                                           optimizer, coefs, lr, l2,
-                                                           want_sumsq)
+            partials[n_blocks + block] = update_parameters(
+                data,
+                model,
+                ws,
+                start,
+                size,
+                use_perm,
+                block,
+                n_blocks,
+                optimizer,
+                coefs,
+                lr,
+                l2,
+                want_sumsq,
+            )
 
 
 @kernel(inline="always")
@@ -242,34 +383,54 @@ def _step_setup(data, ws, config, coefs, start, size, use_perm, alpha):
 
 
 @kernel
-def minibatch_step(data, model, ws, config, coefs, start, size, use_perm, lr, alpha,
-                   want_sumsq):
+def minibatch_step(data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq):
     """Both phases for one minibatch, in the calling thread.
     Returns (sum_i w_i l_i, sum_i w_i, sum W^2)."""
-    use_weights, wsum, delta_scale, l2 = _step_setup(data, ws, config, coefs, start, size,
-                                                     use_perm, alpha)
-    loss = forward_backward(data, model, ws, start, size, use_perm, 0, size,
-                            config[LOSS_KIND], delta_scale, use_weights)
-    sumsq = update_parameters(data, model, ws, start, size, use_perm, 0, 1, config[OPTIMIZER],
-                              coefs, lr, l2, want_sumsq)
+    use_weights, wsum, delta_scale, l2 = _step_setup(
+        data, ws, config, coefs, start, size, use_perm, alpha
+    )
+    loss = forward_backward(
+        data, model, ws, start, size, use_perm, 0, size, config[LOSS_KIND], delta_scale, use_weights
+    )
+    sumsq = update_parameters(
+        data, model, ws, start, size, use_perm, 0, 1, config[OPTIMIZER], coefs, lr, l2, want_sumsq
+    )
     return loss, wsum, sumsq
 
 
 @kernel
-def minibatch_step_parallel(data, model, ws, config, coefs, start, size, use_perm, lr, alpha,
-                            want_sumsq):
+def minibatch_step_parallel(
+    data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq
+):
     """:func:`minibatch_step` with both phases split across ``config[N_BLOCKS]``
     threads (a minibatch too small to split runs serially)."""
     n_blocks = min(config[N_BLOCKS], size // MIN_BLOCK_ROWS)
     if n_blocks <= 1:
-        return minibatch_step(data, model, ws, config, coefs, start, size, use_perm, lr, alpha,
-                              want_sumsq)
-    use_weights, wsum, delta_scale, l2 = _step_setup(data, ws, config, coefs, start, size,
-                                                     use_perm, alpha)
+        return minibatch_step(
+            data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq
+        )
+    use_weights, wsum, delta_scale, l2 = _step_setup(
+        data, ws, config, coefs, start, size, use_perm, alpha
+    )
     for phase in range(2):
-        _parallel_phase(phase, n_blocks, data, model, ws, start, size, use_perm,
-                        config[LOSS_KIND], delta_scale, use_weights, config[OPTIMIZER], coefs,
-                        lr, l2, want_sumsq)
+        _parallel_phase(
+            phase,
+            n_blocks,
+            data,
+            model,
+            ws,
+            start,
+            size,
+            use_perm,
+            config[LOSS_KIND],
+            delta_scale,
+            use_weights,
+            config[OPTIMIZER],
+            coefs,
+            lr,
+            l2,
+            want_sumsq,
+        )
     loss = 0.0
     sumsq = 0.0
     partials = ws.partials
@@ -357,14 +518,17 @@ def train_epochs(data, model, ws, config, coefs, counters, epoch_losses):
         for start in range(0, n, batch):
             size = min(batch, n - start)
             step_lr = _step_lr(config, coefs, counters, lr)
-            loss, wsum, new_sumsq = minibatch_step(data, model, ws, config, coefs, start, size,
-                                                   use_perm, step_lr, alpha, want_sumsq)
+            loss, wsum, new_sumsq = minibatch_step(
+                data, model, ws, config, coefs, start, size, use_perm, step_lr, alpha, want_sumsq
+            )
             finite = _accumulate(totals, config, coefs, counters, loss, wsum, w_sumsq, size)
             w_sumsq = new_sumsq
             if not finite:
                 break
-        if _epoch_end(model, counters, epoch_losses, e, totals, finite, step0,
-                      samples0) == DIVERGED:
+        if (
+            _epoch_end(model, counters, epoch_losses, e, totals, finite, step0, samples0)
+            == DIVERGED
+        ):
             return e, DIVERGED
     return config[N_EPOCHS], OK
 
@@ -387,15 +551,17 @@ def train_epochs_parallel(data, model, ws, config, coefs, counters, epoch_losses
         for start in range(0, n, batch):
             size = min(batch, n - start)
             step_lr = _step_lr(config, coefs, counters, lr)
-            loss, wsum, new_sumsq = minibatch_step_parallel(data, model, ws, config, coefs,
-                                                            start, size, use_perm, step_lr,
-                                                            alpha, want_sumsq)
+            loss, wsum, new_sumsq = minibatch_step_parallel(
+                data, model, ws, config, coefs, start, size, use_perm, step_lr, alpha, want_sumsq
+            )
             finite = _accumulate(totals, config, coefs, counters, loss, wsum, w_sumsq, size)
             w_sumsq = new_sumsq
             if not finite:
                 break
-        if _epoch_end(model, counters, epoch_losses, e, totals, finite, step0,
-                      samples0) == DIVERGED:
+        if (
+            _epoch_end(model, counters, epoch_losses, e, totals, finite, step0, samples0)
+            == DIVERGED
+        ):
             return e, DIVERGED
     return config[N_EPOCHS], OK
 
@@ -420,18 +586,27 @@ def _accumulate(totals, config, coefs, counters, loss, wsum, w_sumsq, size):
 def gradient_pass(data, model, ws, config, coefs):
     """The gradient of the mean loss over all of ``data`` into ``model.grads``
     (nothing else changes), in the calling thread.  Returns (sum w_i l_i, sum w_i)."""
-    loss, wsum, _ = minibatch_step(data, model, ws, config, coefs, 0, data.X.shape[0], False,
-                                   0.0, 0.0, False)
+    loss, wsum, _ = minibatch_step(
+        data, model, ws, config, coefs, 0, data.X.shape[0], False, 0.0, 0.0, False
+    )
     return loss, wsum
 
 
 @kernel
 def gradient_pass_parallel(data, model, ws, config, coefs):
     """:func:`gradient_pass` split across ``config[N_BLOCKS]`` threads."""
-    loss, wsum, _ = minibatch_step_parallel(data, model, ws, config, coefs, 0,
-                                            data.X.shape[0], False, 0.0, 0.0, False)
+    loss, wsum, _ = minibatch_step_parallel(
+        data, model, ws, config, coefs, 0, data.X.shape[0], False, 0.0, 0.0, False
+    )
     return loss, wsum
 
 
-__all__ = ["Data", "Model", "Workspace", "train_epochs", "train_epochs_parallel",
-           "gradient_pass", "gradient_pass_parallel"]
+__all__ = [
+    "Data",
+    "Model",
+    "Workspace",
+    "train_epochs",
+    "train_epochs_parallel",
+    "gradient_pass",
+    "gradient_pass_parallel",
+]

@@ -198,6 +198,7 @@ def _tanh_overload(x):
         return t if x >= 0 else -t
 
     if x == types.float32:
+
         def impl32(x):
             u = expm1(np.float32(-2.0) * abs(x))
             t = -u / (np.float32(2.0) + u)
