@@ -15,8 +15,7 @@ forward formula to :func:`activate` and its derivative to :func:`derivative`, an
 add it to ``tests/oracle.py``; the finite-difference tests pick it up from the table.
 """
 
-from numba import types
-from numba.extending import overload
+import numpy as np
 
 from .._config import kernel
 from .scalars import like
@@ -108,63 +107,57 @@ def derivative(a, code):
 # wraparound on a computed index blocks vectorization (3-6x slower, measured).
 
 
-@kernel
-def activate_axpy(row, w, x, base, code):
-    """``row = f(base + w * x)``, elementwise; ``base`` is an array of the same length
-    or a scalar (the bias)."""
-    # One loop per code (the constant folds the branches in ``activate`` away), so
-    # each loop vectorizes: a code tested inside the loop kept it scalar (3x slower).
-    n = row.shape[0]
+# Row loops index flat buffers with unsigned offsets (``np.uint64``): numba adds a
+# negative-index wraparound test to every signed computed index, which blocks
+# vectorization (3-6x slower), and a view per row (a slice) costs NRT reference
+# counting: 4.7 us for a 2->64 layer on 32 samples with views, measured.  Unsigned
+# and signed ints must not meet in one expression (numba would compute in float64).
+
+
+@kernel(inline="always")
+def axpy_activate(out, o, src, s, w, cols, code):
+    """``out[o:o+cols] = f(out[o:o+cols] + w * src[s:s+cols])`` (offsets uint64);
+    one loop per code so each vectorizes (a code tested inside the loop kept it
+    scalar, 3x slower)."""
     if code == RELU:
-        for i in range(n):
-            row[i] = activate(_at(base, i) + w * x[i], RELU)
+        for i in range(cols):
+            out[o + i] = activate(out[o + i] + w * src[s + i], RELU)
     elif code == IDENTITY:
-        for i in range(n):
-            row[i] = _at(base, i) + w * x[i]
+        for i in range(cols):
+            out[o + i] += w * src[s + i]
     elif code == SIGMOID:
-        for i in range(n):
-            row[i] = activate(_at(base, i) + w * x[i], SIGMOID)
+        for i in range(cols):
+            out[o + i] = activate(out[o + i] + w * src[s + i], SIGMOID)
     elif code == TANH:
-        for i in range(n):
-            row[i] = activate(_at(base, i) + w * x[i], TANH)
+        for i in range(cols):
+            out[o + i] = activate(out[o + i] + w * src[s + i], TANH)
     else:
-        for i in range(n):
-            row[i] = activate(_at(base, i) + w * x[i], code)
-
-
-def _at(base, i):
-    return base[i]
-
-
-@overload(_at)
-def _at_overload(base, i):
-    if isinstance(base, types.Array):
-        return lambda base, i: base[i]
-    return lambda base, i: base
+        for i in range(cols):
+            out[o + i] = activate(out[o + i] + w * src[s + i], code)
 
 
 @kernel
 def bias_activation_rows(buf, off, ld, n_units, c0, c1, params, b0, code):
     """Feature-major, in place: ``buf[j, c0:c1] = f(buf[j, c0:c1] + b[j])`` per unit j."""
-    cols = c1 - c0
+    cols = np.uint64(c1 - c0)
     for j in range(n_units):
-        row = buf[off + j * ld + c0 : off + j * ld + c1]
+        o = np.uint64(off + j * ld + c0)
         bias = params[b0 + j]
         if code == RELU:
             for i in range(cols):
-                row[i] = activate(row[i] + bias, RELU)
+                buf[o + i] = activate(buf[o + i] + bias, RELU)
         elif code == IDENTITY:
             for i in range(cols):
-                row[i] += bias
+                buf[o + i] += bias
         elif code == SIGMOID:
             for i in range(cols):
-                row[i] = activate(row[i] + bias, SIGMOID)
+                buf[o + i] = activate(buf[o + i] + bias, SIGMOID)
         elif code == TANH:
             for i in range(cols):
-                row[i] = activate(row[i] + bias, TANH)
+                buf[o + i] = activate(buf[o + i] + bias, TANH)
         else:
             for i in range(cols):
-                row[i] = activate(row[i] + bias, code)
+                buf[o + i] = activate(buf[o + i] + bias, code)
 
 
 @kernel
@@ -172,23 +165,22 @@ def multiply_by_derivative_rows(delta, acts, off, ld, n_units, c0, c1, code):
     """Feature-major, in place: ``delta[j, c0:c1] *= f'(z)`` from the outputs in ``acts``."""
     if code == IDENTITY:
         return
-    cols = c1 - c0
+    cols = np.uint64(c1 - c0)
+    zero = like(0.0, delta)
     for j in range(n_units):
-        drow = delta[off + j * ld + c0 : off + j * ld + c1]
-        arow = acts[off + j * ld + c0 : off + j * ld + c1]
+        o = np.uint64(off + j * ld + c0)
         if code == RELU:
-            zero = like(0.0, delta)
             for i in range(cols):
-                drow[i] = drow[i] if arow[i] > 0 else zero
+                delta[o + i] = delta[o + i] if acts[o + i] > 0 else zero
         elif code == SIGMOID:
             for i in range(cols):
-                drow[i] *= derivative(arow[i], SIGMOID)
+                delta[o + i] *= derivative(acts[o + i], SIGMOID)
         elif code == TANH:
             for i in range(cols):
-                drow[i] *= derivative(arow[i], TANH)
+                delta[o + i] *= derivative(acts[o + i], TANH)
         else:
             for i in range(cols):
-                drow[i] *= derivative(arow[i], code)
+                delta[o + i] *= derivative(acts[o + i], code)
 
 
 @kernel

@@ -21,8 +21,10 @@ dimension beat BLAS's call overhead: 1000x2 @ 2x4 in 0.3 us by loops vs 2.1 us v
 np.dot on the project machine.
 """
 
+import numpy as np
+
 from .._config import kernel
-from .activations import activate_axpy, bias_activation_rows, multiply_by_derivative_rows
+from .activations import axpy_activate, bias_activation_rows, multiply_by_derivative_rows
 from .blas import NOTRANS, TRANS, gemm
 from .scalars import like
 
@@ -54,26 +56,29 @@ def hidden_forward(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, 
     if narrow(n_in, n_out) and not s_rowmajor:
         # One pass per (unit, input) pair, with the bias folded into the first and
         # the activation into the last: no separate init or activation sweep.
-        # Slices, not computed indices: see activations.py on wraparound.
+        # Unsigned offsets, no views: see activations.py.
         code = layout[k, ACTIVATION]
+        n = np.uint64(cols)
         for j in range(n_out):
-            row = out[o_off + j * o_ld + c0 : o_off + j * o_ld + c1]
+            o = np.uint64(o_off + j * o_ld + c0)
             bias = params[b0 + j]
             w = params[w0 + j]
-            first = src[s_off + c0 : s_off + c1]
+            first = np.uint64(s_off + c0)
             if n_in == 1:
-                activate_axpy(row, w, first, bias, code)
+                for i in range(n):
+                    out[o + i] = bias
+                axpy_activate(out, o, src, first, w, n, code)
                 continue
-            for i in range(cols):
-                row[i] = w * first[i] + bias
+            for i in range(n):
+                out[o + i] = w * src[first + i] + bias
             for p in range(1, n_in - 1):
                 w = params[w0 + p * n_out + j]
-                srow = src[s_off + p * s_ld + c0 : s_off + p * s_ld + c1]
-                for i in range(cols):
-                    row[i] += w * srow[i]
+                sp = np.uint64(s_off + p * s_ld + c0)
+                for i in range(n):
+                    out[o + i] += w * src[sp + i]
             p = n_in - 1
-            srow = src[s_off + p * s_ld + c0 : s_off + p * s_ld + c1]
-            activate_axpy(row, params[w0 + p * n_out + j], srow, row, code)
+            last = np.uint64(s_off + p * s_ld + c0)
+            axpy_activate(out, o, src, last, params[w0 + p * n_out + j], n, code)
         return
     if s_rowmajor:
         gemm(
@@ -124,21 +129,24 @@ def output_logits(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, r
     rows = r1 - r0
     if rows <= 0:
         return
-    block = out[o_off + r0 * m : o_off + r1 * m]
     if narrow(n_in, m) and not s_rowmajor:
-        for i in range(rows):
-            for j in range(m):
-                block[i * m + j] = params[b0 + j]
+        n = np.uint64(rows)
+        stride = np.uint64(m)
         for j in range(m):
+            # Logit (i, j) sits at o_off + (r0 + i) m + j: stride m (1 for one output).
+            o = np.uint64(o_off + r0 * m + j)
+            bias = params[b0 + j]
+            for i in range(n):
+                out[o + i * stride] = bias
             for p in range(n_in):
                 w = params[w0 + p * m + j]
-                srow = src[s_off + p * s_ld + r0 : s_off + p * s_ld + r1]
+                sp = np.uint64(s_off + p * s_ld + r0)
                 if m == 1:  # contiguous: let it vectorize
-                    for i in range(rows):
-                        block[i] += w * srow[i]
+                    for i in range(n):
+                        out[o + i] += w * src[sp + i]
                 else:
-                    for i in range(rows):
-                        block[i * m + j] += w * srow[i]
+                    for i in range(n):
+                        out[o + i * stride] += w * src[sp + i]
         return
     if s_rowmajor:
         gemm(
@@ -178,9 +186,9 @@ def output_logits(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, r
             o_off + r0 * m,
             m,
         )
-    for i in range(rows):
+    for i in range(r0, r1):
         for j in range(m):
-            block[i * m + j] += params[b0 + j]
+            out[o_off + i * m + j] += params[b0 + j]
 
 
 # --------------------------------------------------------------------------- backward
@@ -199,19 +207,23 @@ def delta_below(params, layout, k, d, d_off, d_ld, d_rowmajor, acts, below, b_of
     if cols <= 0:
         return
     if narrow(n_in, n_out):
+        n = np.uint64(cols)
+        ld = np.uint64(d_ld)
+        zero = like(0.0, below)
         for p in range(n_in):
-            row = below[b_off + p * b_ld + c0 : b_off + p * b_ld + c1]
-            row[:] = 0
+            o = np.uint64(b_off + p * b_ld + c0)
+            for i in range(n):
+                below[o + i] = zero
             for j in range(n_out):
                 w = params[w0 + p * n_out + j]
                 if d_rowmajor:
-                    dblock = d[d_off + c0 * d_ld : d_off + c1 * d_ld]
-                    for i in range(cols):
-                        row[i] += w * dblock[i * d_ld + j]
+                    dj = np.uint64(d_off + c0 * d_ld + j)
+                    for i in range(n):
+                        below[o + i] += w * d[dj + i * ld]
                 else:
-                    drow = d[d_off + j * d_ld + c0 : d_off + j * d_ld + c1]
-                    for i in range(cols):
-                        row[i] += w * drow[i]
+                    dj = np.uint64(d_off + j * d_ld + c0)
+                    for i in range(n):
+                        below[o + i] += w * d[dj + i]
     elif d_rowmajor:
         gemm(
             NOTRANS,
@@ -287,18 +299,20 @@ def weight_gradient(
     if narrow(n_in, n_out) and not s_rowmajor:
         a = like(alpha, target)
         b = like(beta, target)
-        dblock = d[d_off : d_off + n_samples * d_ld]
+        n = np.uint64(n_samples)
+        ld = np.uint64(d_ld)
         for p in range(p0, p1):
-            srow = src[s_off + p * s_ld : s_off + p * s_ld + n_samples]
+            sp = np.uint64(s_off + p * s_ld)
             for j in range(n_out):
                 acc = like(0.0, target)
                 if d_rowmajor:
-                    for i in range(n_samples):
-                        acc += srow[i] * dblock[i * d_ld + j]
+                    dj = np.uint64(d_off + j)
+                    for i in range(n):
+                        acc += src[sp + i] * d[dj + i * ld]
                 else:
-                    drow = d[d_off + j * d_ld : d_off + j * d_ld + n_samples]
-                    for i in range(n_samples):
-                        acc += srow[i] * drow[i]
+                    dj = np.uint64(d_off + j * d_ld)
+                    for i in range(n):
+                        acc += src[sp + i] * d[dj + i]
                 idx = t_off + p * n_out + j
                 # beta == 0 means "overwrite" (as in BLAS): 0 * NaN left over from a
                 # diverged step must not leak into a fresh gradient.
@@ -330,14 +344,16 @@ def weight_gradient(
 @kernel
 def bias_gradient(d, d_off, d_ld, d_rowmajor, n_samples, j0, j1, out, o_off):
     """out[o_off + j] = sum over samples of D[j, :] for j in j0:j1."""
-    dblock = d[d_off : d_off + n_samples * d_ld]
+    n = np.uint64(n_samples)
+    ld = np.uint64(d_ld)
     for j in range(j0, j1):
         acc = like(0.0, out)
         if d_rowmajor:
-            for i in range(n_samples):
-                acc += dblock[i * d_ld + j]
+            dj = np.uint64(d_off + j)
+            for i in range(n):
+                acc += d[dj + i * ld]
         else:
-            row = d[d_off + j * d_ld : d_off + j * d_ld + n_samples]
-            for i in range(n_samples):
-                acc += row[i]
+            dj = np.uint64(d_off + j * d_ld)
+            for i in range(n):
+                acc += d[dj + i]
         out[o_off + j] = acc

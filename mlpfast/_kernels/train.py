@@ -118,11 +118,12 @@ def _input_source(xs, x_off, d, ws, capacity, layout, c0, c1):
     their transpose in ``ws.xT``.  Returns (buffer, offset, leading dim, row-major)."""
     if narrow(layout[0, N_IN], layout[0, N_OUT]):
         xT = ws.xT
-        rows = xs[x_off + c0 * d : x_off + c1 * d]
+        n, ud = np.uint64(c1 - c0), np.uint64(d)
         for p in range(d):
-            column = xT[p * capacity + c0 : p * capacity + c1]
-            for i in range(c1 - c0):
-                column[i] = rows[i * d + p]
+            column = np.uint64(p * capacity + c0)
+            first = np.uint64(x_off + c0 * d + p)
+            for i in range(n):
+                xT[column + i] = xs[first + i * ud]
         return xT, 0, capacity, False
     return xs, x_off, d, True
 
@@ -147,12 +148,15 @@ def forward_backward(
     capacity = ws.wbuf.shape[0]
     if use_perm:
         xbuf, ybuf, wbuf = ws.xbuf, ws.ybuf, ws.wbuf
+        Xf, Yf = data.Xf, data.Yf
+        ud, um = np.uint64(d), np.uint64(m)
         for r in range(c0, c1):
-            source = ws.perm[start + r]
-            xrow = xbuf[r * d : (r + 1) * d]
-            xrow[:] = X[source]
-            yrow = ybuf[r * m : (r + 1) * m]
-            yrow[:] = Y[source]
+            source = np.uint64(ws.perm[start + r])
+            row = np.uint64(r)
+            for j in range(ud):
+                xbuf[row * ud + j] = Xf[source * ud + j]
+            for j in range(um):
+                ybuf[row * um + j] = Yf[source * um + j]
             if use_weights:
                 wbuf[r] = data.sample_weight[source]
         xs, x_off, ys, y_off, wsrc, w_off = xbuf, 0, ybuf, 0, wbuf, 0
