@@ -81,15 +81,11 @@ def d_cross_entropy(y, yhat):
     return -y / yhat.clip(_EPS) + (1 - y) / (1 - yhat).clip(_EPS)
 
 
-def _exact_as_float64(y) -> bool:
-    """Does numpy's arithmetic on ``y`` (in d_cross_entropy: -y, 1 - y, / float) give
-    exactly what it gives on float64(y)?  True for float64, and for int64 labels
-    well inside +-2**53 (no rounding, no wraparound)."""
-    if y.dtype == np.float64:
-        return True
-    if y.dtype != np.int64 or y.size == 0:
-        return False
-    return -(2**52) < y.min() and y.max() < 2**52
+# Target dtypes the fused backward reads directly: float64, and int64 labels (the
+# kernel checks they are small enough to behave as float64 in numpy's arithmetic,
+# and hands the step back to the numpy path otherwise).  Other dtypes follow
+# numpy's own rules (bool negation errors, uint8 wraparound, float32 rounding).
+_FUSED_TARGET_DTYPES = (np.dtype(np.float64), np.dtype(np.int64))
 
 
 # --------------------------------------------------------------------------- recognition
@@ -336,15 +332,19 @@ class mlp:  # noqa: N801  (the reference's name)
         for l, (_, n_out, _, _, row) in enumerate(self._geometry, start=1):
             z[l] = zT[:, row : row + n_out]
             a[l] = aT[:, row : row + n_out]
-        self._state = (x, xT, zbuf, abuf, z[1:], a[1:])
+        self._state = (x, xT, zbuf, abuf, tuple(z), tuple(a))
         return a[-1]
 
     def backward(self, y, yhat):
         """Back-propagate dL/dyhat = lossderiv(y, yhat) through the stored z and a."""
         assert y.shape[1] == self.layersizes[-1], "Output size doesn't match network output size"
         assert y.shape == yhat.shape, "Output size doesn't match reference"
-        if self._state is not None and self._fused_backward_ok(y, yhat):
-            return self._backward_fused(y, yhat)
+        if (
+            self._state is not None
+            and self._fused_backward_ok(y, yhat)
+            and self._backward_fused(y, yhat)
+        ):
+            return
         self._grads = None
         self.da[-1] = self.lossderiv(y, yhat)
         for l, func in reversed(list(enumerate(self.derivatives, start=1))):
@@ -355,33 +355,28 @@ class mlp:  # noqa: N801  (the reference's name)
 
     def _fused_backward_ok(self, y, yhat) -> bool:
         """May this backward run on the fused kernel?  Only with the forward's own
-        arrays still in place and float64 targets of the forward's row count (the
-        kernel has no bounds checks; other target dtypes follow numpy's own
-        arithmetic, e.g. uint8 wraparound, which only the numpy path reproduces)."""
-        x, xT, _, _, zs, acts = self._state
+        arrays still in place and targets of the forward's row count (the kernel has
+        no bounds checks) in a dtype it reproduces (``_FUSED_TARGET_DTYPES``)."""
+        _, xT, _, _, zs, acts = self._state
         n = xT.shape[1]
         return (
-            self.a[0] is x
-            and type(y) is np.ndarray
+            type(y) is np.ndarray
             and type(yhat) is np.ndarray
             and y.ndim == 2
             and y.shape[0] == n
             and yhat.shape[0] == n
             and yhat.dtype == np.float64
-            and _exact_as_float64(y)
-            and all(
-                self.z[l] is zs[l - 1] and self.a[l] is acts[l - 1]
-                for l in range(1, len(self.layersizes))
-            )
+            and y.dtype in _FUSED_TARGET_DTYPES
+            and all(map(is_, self.a, acts))  # a[0] is still x, a[l] our outputs
+            and all(map(is_, self.z, zs))
             and self._parameters_are_ours()
         )
 
-    def _backward_fused(self, y, yhat):
+    def _backward_fused(self, y, yhat) -> bool:
+        """The fused backward; False (nothing changed) when integer targets are too
+        large to reproduce numpy's arithmetic in float64."""
         _, xT, zbuf, abuf, _, _ = self._state
         kinds, factors = self._plan
-        # Labels often arrive as int64 (small values: exact as float64, see
-        # _exact_as_float64): the kernel reads them as they are, no copy.
-        Y, Yhat = y, yhat
         # One fresh allocation for dz, da (feature-major), da[0] and the gradients.
         width, n = zbuf.shape
         work = np.empty(2 * zbuf.size + xT.size + self._params.size)
@@ -389,9 +384,9 @@ class mlp:  # noqa: N801  (the reference's name)
         dabuf = work[zbuf.size : 2 * zbuf.size].reshape(width, n)
         da_input = work[2 * zbuf.size : 2 * zbuf.size + xT.size].reshape(xT.shape)
         grads = work[2 * zbuf.size + xT.size :]
-        ops.backward(
-            Y,
-            Yhat,
+        exact = ops.backward(
+            y,
+            yhat,
             self._params,
             self._table,
             kinds,
@@ -404,6 +399,8 @@ class mlp:  # noqa: N801  (the reference's name)
             grads,
             da_input,
         )
+        if not exact:
+            return False
         self.da[0] = da_input.T
         dz, da, dW, db = self.dz, self.da, self.dW, self.db
         dzT, daT = dzbuf.T, dabuf.T
@@ -413,6 +410,7 @@ class mlp:  # noqa: N801  (the reference's name)
             dW[l] = grads[w0 : w0 + n_in * n_out].reshape(n_in, n_out)
             db[l] = grads[b0 : b0 + n_out].reshape(1, n_out)
         self._grads = (grads, dW[1:], db[1:])
+        return True
 
     def update(self, eta):
         """Gradient step in place: W[k] -= eta * dW[k]; b[k] -= eta * db[k]."""

@@ -28,6 +28,9 @@ CROSS_ENTROPY_CLIPPED = 0  # d_cross_entropy with the eps clip
 
 T_IN, T_OUT, T_W, T_B, T_ROW = range(5)
 _EPS = 2.220446049250313e-16  # np.finfo(float).eps
+# Below this magnitude integer targets convert to float64 exactly and -y, 1 - y
+# neither round nor wrap around, so float64 arithmetic equals numpy's int arithmetic.
+_EXACT_LIMIT = 2.0**52
 
 
 @exact_kernel
@@ -151,12 +154,18 @@ def backward(y, yhat, params, table, kinds, factors, zbuf, abuf, xT, dzbuf, dabu
     n = y.shape[0]
     last = table.shape[0] - 1
     r_last = table[last, T_ROW]
+    largest = 0.0
     for j in range(table[last, T_OUT]):
         da = dabuf[r_last + j]
         for i in range(n):
             t = y[i, j]
+            largest = max(largest, abs(t * 1.0))  # in float: abs(INT64_MIN) wraps
             p = yhat[i, j]
             da[i] = -t / max(p, _EPS) + (1.0 - t) / max(1.0 - p, _EPS)
+    if largest >= _EXACT_LIMIT:
+        # Integer targets this large round (or wrap around) differently in numpy's
+        # integer arithmetic: the caller redoes the step on the numpy path.
+        return False
     for l in range(last, -1, -1):
         n_in, n_out = table[l, T_IN], table[l, T_OUT]
         w0, b0, r0 = table[l, T_W], table[l, T_B], table[l, T_ROW]
@@ -197,6 +206,7 @@ def backward(y, yhat, params, table, kinds, factors, zbuf, abuf, xT, dzbuf, dabu
                 dz = dzbuf[r0 + j]
                 for i in range(n):
                     out[i] += dz[i] * w
+    return True
 
 
 @exact_kernel
