@@ -206,7 +206,24 @@ def delta_below(params, layout, k, d, d_off, d_ld, d_rowmajor, acts, below, b_of
     cols = c1 - c0
     if cols <= 0:
         return
-    if narrow(n_in, n_out):
+    if narrow(n_in, n_out) and not d_rowmajor:
+        # Feature-major D: one pass per (input, unit) pair, the first assigning (no
+        # zero-fill).  (Fusing f'(a) into the last pass measured slower in place,
+        # 2.2 us against 0.6 us for a 64 <- 1 layer on 32 samples, though not in
+        # isolation: kept as a separate sweep below.)
+        n = np.uint64(cols)
+        for p in range(n_in):
+            o = np.uint64(b_off + p * b_ld + c0)
+            first = np.uint64(d_off + c0)
+            w = params[w0 + p * n_out]
+            for i in range(n):
+                below[o + i] = w * d[first + i]
+            for j in range(1, n_out):
+                w = params[w0 + p * n_out + j]
+                dj = np.uint64(d_off + j * d_ld + c0)
+                for i in range(n):
+                    below[o + i] += w * d[dj + i]
+    elif narrow(n_in, n_out):  # row-major D (several outputs): stride m
         n = np.uint64(cols)
         ld = np.uint64(d_ld)
         zero = like(0.0, below)
@@ -216,14 +233,9 @@ def delta_below(params, layout, k, d, d_off, d_ld, d_rowmajor, acts, below, b_of
                 below[o + i] = zero
             for j in range(n_out):
                 w = params[w0 + p * n_out + j]
-                if d_rowmajor:
-                    dj = np.uint64(d_off + c0 * d_ld + j)
-                    for i in range(n):
-                        below[o + i] += w * d[dj + i * ld]
-                else:
-                    dj = np.uint64(d_off + j * d_ld + c0)
-                    for i in range(n):
-                        below[o + i] += w * d[dj + i]
+                dj = np.uint64(d_off + c0 * d_ld + j)
+                for i in range(n):
+                    below[o + i] += w * d[dj + i * ld]
     elif d_rowmajor:
         gemm(
             NOTRANS,
