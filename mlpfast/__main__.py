@@ -19,8 +19,9 @@ def main(argv=None) -> int:
     bench = sub.add_parser("bench", help="side-by-side comparison with peer libraries")
     bench.add_argument(
         "--workloads",
-        default="tutorial,moons,wide",
-        help="comma-separated: tutorial, moons, wide (BENCHMARKS.md)",
+        default="tutorial,moons,wide,estimators",
+        help="comma-separated: tutorial, moons, wide (BENCHMARKS.md), and estimators "
+        "(digits-adam, synthetic-adam: MLPClassifier against scikit-learn's)",
     )
     bench.add_argument(
         "--peers",

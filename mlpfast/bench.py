@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 PEERS = ("mlpfast", "reference", "torch", "sklearn", "jax-step", "jax-scan")
+# Estimator workloads: mlpfast.MLPClassifier against scikit-learn's, default adam.
+ESTIMATOR_WORKLOADS = ("digits-adam", "synthetic-adam")
 
 
 @dataclass
@@ -53,8 +55,45 @@ class Workload:
 
 
 def make_workload(name: str, scale: float = 1.0) -> Workload:
-    from sklearn.datasets import make_circles, make_moons
+    from sklearn.datasets import load_digits, make_circles, make_classification, make_moons
+    from sklearn.preprocessing import StandardScaler
 
+    if name == "digits-adam":
+        # scikit-learn's defaults: hidden (100,), adam, batch min(200, n); whole fits
+        # of `epochs` epochs (tol=0 so both sides run them all).
+        w = Workload(
+            "digits-adam",
+            [64, 100, 10],
+            ["relu", "softmax"],
+            "categorical_crossentropy",
+            200,
+            1e-3,
+            200,
+            "float64",
+            "fit",
+            1797,
+        )
+        X, y = load_digits(return_X_y=True)
+        n = max(64, int(len(X) * scale))
+        w.X, w.y = StandardScaler().fit_transform(X)[:n], y[:n]
+        return w
+    if name == "synthetic-adam":
+        w = Workload(
+            "synthetic-adam",
+            [20, 100, 1],
+            ["relu", "sigmoid"],
+            "binary_crossentropy",
+            200,
+            1e-3,
+            20,
+            "float64",
+            "fit",
+            30_000,
+        )
+        n = max(256, int(w.rows * scale))
+        X, y = make_classification(n, n_features=20, n_informative=10, random_state=0)
+        w.X, w.y = StandardScaler().fit_transform(X), y
+        return w
     if name == "tutorial":
         w = Workload(
             "tutorial",
@@ -354,6 +393,46 @@ _ADAPTERS = {
 }
 
 
+def _estimator(library):
+    """An adapter timing whole fits of an ``MLPClassifier`` (mlpfast's or scikit-learn's)."""
+
+    def adapter(w: Workload, dtype: str, threads: int):
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        if library == "mlpfast":
+            from .estimators import MLPClassifier
+
+            extra = {"n_threads": threads}
+        else:
+            from sklearn.neural_network import MLPClassifier
+
+            extra = {}
+        X = np.asarray(w.X, dtype=dtype)
+        state = {}
+
+        def run():
+            clf = MLPClassifier(
+                hidden_layer_sizes=tuple(w.sizes[1:-1]),
+                max_iter=w.epochs,
+                tol=0.0,
+                n_iter_no_change=w.epochs,
+                random_state=0,
+                **extra,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                state["clf"] = clf.fit(X, w.y)
+
+        return run, lambda: float(state["clf"].loss_)
+
+    return adapter
+
+
+_ESTIMATOR_ADAPTERS = {"mlpfast": _estimator("mlpfast"), "sklearn": _estimator("sklearn")}
+
+
 # --------------------------------------------------------------------------- measuring
 @dataclass
 class Result:
@@ -369,8 +448,12 @@ class Result:
 
 def measure(w: Workload, peer: str, dtype: str, threads: int, repeats: int) -> Result:
     result = Result(w.name, dtype, peer)
+    adapters = _ESTIMATOR_ADAPTERS if w.unit == "fit" else _ADAPTERS
+    if peer not in adapters:
+        result.skipped = "not part of the estimator comparison"
+        return result
     try:
-        run, final_loss = _ADAPTERS[peer](w, dtype, threads)
+        run, final_loss = adapters[peer](w, dtype, threads)
     except PeerUnavailable as exc:
         result.skipped = str(exc)
         return result
@@ -381,10 +464,10 @@ def measure(w: Workload, peer: str, dtype: str, threads: int, repeats: int) -> R
     for _ in range(repeats):
         started = time.perf_counter()
         run()
-        times.append((time.perf_counter() - started) / w.epochs)
+        times.append((time.perf_counter() - started) / (1 if w.unit == "fit" else w.epochs))
     result.seconds = float(np.median(times))
     result.loss = final_loss()
-    result.gflops = w.flops_per_epoch / result.seconds / 1e9
+    result.gflops = w.flops_per_epoch * (w.epochs if w.unit == "fit" else 1) / result.seconds / 1e9
     return result
 
 
@@ -426,8 +509,10 @@ def format_table(results: list[Result], workloads: dict, gemm: dict) -> str:
         if r.skipped:
             continue
         w = workloads[r.workload]
-        unit = "us/iteration" if w.unit == "iteration" else "ms/epoch"
-        scale = 1e6 if w.unit == "iteration" else 1e3
+        unit, scale = {
+            "iteration": ("us/iteration", 1e6),
+            "fit": (f"ms/fit ({w.epochs} epochs)", 1e3),
+        }.get(w.unit, ("ms/epoch", 1e3))
         ratio = (
             r.seconds / base[(r.workload, r.dtype)]
             if (r.workload, r.dtype) in base
@@ -438,7 +523,7 @@ def format_table(results: list[Result], workloads: dict, gemm: dict) -> str:
             f"{unit} | {r.gflops:.3g} | {ratio:.2f} | {r.loss:.4g} | "
             f"{r.first_call:.2f} |"
         )
-    skipped = [r for r in results if r.skipped]
+    skipped = [r for r in results if r.skipped and "estimator comparison" not in r.skipped]
     notes = sorted({f"- {r.peer} skipped: {r.skipped}" for r in skipped})
     limit = ", ".join(f"{dt} {rate:.0f} GFLOP/s" for dt, rate in gemm.items())
     return "\n".join(lines + [""] + notes + [f"Large-GEMM rate (numpy 2048x2048): {limit}"])
@@ -474,6 +559,8 @@ def run_benchmark(workload_names, peers, dtype_choice, threads, repeats, scale, 
             for peer in peers:
                 r = measure(w, peer, dt, threads, repeats)
                 results.append(r)
+                if r.skipped and "estimator comparison" in r.skipped:
+                    continue
                 if r.skipped:
                     out(f"  {name}/{dt}/{peer}: skipped ({r.skipped})")
                 else:
@@ -488,6 +575,9 @@ def run_benchmark(workload_names, peers, dtype_choice, threads, repeats, scale, 
 
 def run_from_args(args) -> int:
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+    if "estimators" in names:
+        names.remove("estimators")
+        names += list(ESTIMATOR_WORKLOADS)
     for name in names:
         make_workload(name, 0.001)  # fail fast on a typo
     peers = list(PEERS) if args.peers == "all" else [p.strip() for p in args.peers.split(",")]

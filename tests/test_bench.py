@@ -83,3 +83,19 @@ def test_command_line(capsys):
     assert "| tutorial | float64 | reference |" in out
     with pytest.raises(SystemExit):
         main(["bench", "--peers", "matlab"])
+
+
+def test_estimator_comparison_runs_both_classifiers():
+    results, table = bench.run_benchmark(
+        ["synthetic-adam"],
+        ["mlpfast", "sklearn", "torch"],
+        "default",
+        1,
+        1,
+        0.01,
+        out=lambda line: None,
+    )
+    rows = {r.peer: r for r in results if not r.skipped}
+    assert set(rows) == {"mlpfast", "sklearn"}  # torch is not part of this comparison
+    assert all(r.seconds > 0 and np.isfinite(r.loss) for r in rows.values())
+    assert "ms/fit (20 epochs)" in table
