@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     bench.add_argument(
         "--peers",
         default="all",
-        help="comma-separated: mlpfast, reference, torch, sklearn, jax-step, "
+        help="comma-separated: mlpfast, dropin, reference, torch, sklearn, jax-step, "
         "jax-scan (default: all that are installed)",
     )
     bench.add_argument(

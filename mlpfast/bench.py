@@ -1,6 +1,8 @@
 """``python -m mlpfast bench``: mlpfast side by side with its peers (BENCHMARKS.md).
 
-Every workload runs with mlpfast and each installed peer in this one process, on
+Every workload runs with mlpfast (``Network.fit``; for the tutorial also the drop-in
+``mlpfast.reference.mlp`` with a user's own functions, peer ``dropin``) and each
+installed peer in this one process, on
 the same data, network, batch size and learning rate: the reference numpy trainer
 (``mlpfast.reference.mlp`` on its numpy path), PyTorch eager, scikit-learn's
 ``MLPClassifier`` (plain SGD), JAX with a jitted step in a Python loop, and JAX
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PEERS = ("mlpfast", "reference", "torch", "sklearn", "jax-step", "jax-scan")
+PEERS = ("mlpfast", "dropin", "reference", "torch", "sklearn", "jax-step", "jax-scan")
 # Estimator workloads: mlpfast.MLPClassifier against scikit-learn's, default adam.
 ESTIMATOR_WORKLOADS = ("digits-adam", "synthetic-adam")
 
@@ -219,6 +221,56 @@ def _reference(w: Workload, dtype: str, threads: int):
     return run, lambda: _mean_loss(w, model.forward(X), Y)
 
 
+def _user_functions():
+    """The tutorial's six functions as a user's script defines them (REFERENCE.md):
+    plain numpy, not mlpfast's, so the drop-in has to recognise them by probing."""
+    eps = np.finfo(float).eps
+
+    def sigmoid(z):
+        return 1 / (1 + np.exp(-np.clip(z, -500, 500)))
+
+    def dsigmoid(z):
+        s = sigmoid(z)
+        return 2 * s * (1 - s)
+
+    def relu(z):
+        return np.maximum(0, z)
+
+    def drelu(z):
+        return (z > 0).astype(float)
+
+    def d_cross_entropy(y, yhat):
+        return -y / yhat.clip(eps) + (1 - y) / (1 - yhat).clip(eps)
+
+    return relu, drelu, sigmoid, dsigmoid, d_cross_entropy
+
+
+def _dropin(w: Workload, dtype: str, threads: int):
+    """``mlpfast.reference.mlp`` (the drop-in) with the user's own functions, the
+    tutorial's loop: forward, backward, update per iteration (tutorial only)."""
+    if w.name != "tutorial" or dtype != "float64":
+        raise PeerUnavailable("the drop-in runs the tutorial's float64 loop only")
+    from .reference import mlp
+
+    relu, drelu, sigmoid, dsigmoid, d_cross_entropy = _user_functions()
+    X = np.asarray(w.X, dtype=dtype)
+    y = w.y.reshape(-1, 1)
+    model = mlp(w.sizes, [relu, relu, sigmoid], [drelu, drelu, dsigmoid], d_cross_entropy)
+    model.initialize()
+
+    def run():
+        for _ in range(w.epochs):
+            model.forward(X)
+            model.backward(y, model.a[-1])
+            model.update(w.lr)
+
+    def final_loss():
+        p = np.clip(model.forward(X), 1e-12, 1 - 1e-12)
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+    return run, final_loss
+
+
 def _torch(w: Workload, dtype: str, threads: int):
     try:
         import torch
@@ -385,6 +437,7 @@ def _jax_scan(w: Workload, dtype: str, threads: int):
 
 _ADAPTERS = {
     "mlpfast": _mlpfast,
+    "dropin": _dropin,
     "reference": _reference,
     "torch": _torch,
     "sklearn": _sklearn,
