@@ -43,6 +43,15 @@ PARALLEL_MIN_FLOPS = 2_000_000
 _RELU_FAMILY = {"relu", "leaky_relu", "elu", "softplus"}
 
 
+def _cache_aligned(size: int, dtype) -> np.ndarray:
+    """An empty 1-D array whose data starts on a 64-byte boundary (a cache line), so
+    blocks of whole cache lines written by different threads never share one."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.empty(size + 64 // itemsize, dtype=dtype)
+    skip = (-raw.ctypes.data % 64) // itemsize
+    return raw[skip : skip + size]
+
+
 class DivergenceError(FloatingPointError):
     """Training produced a NaN or infinite loss or parameter."""
 
@@ -279,16 +288,23 @@ class Network:
         X = writable_alias(X)  # a read-only X (memmap mode 'r') is used in place
         return _train.Data(X, Y, weights, X.reshape(-1), Y.reshape(-1))
 
+    @staticmethod
+    def _padded(rows: int) -> int:
+        """Workspace row length: ``rows`` rounded up to whole cache lines (see
+        ``_kernels.train.ALIGN``) so that threads never share one."""
+        return -(-rows // _train.ALIGN) * _train.ALIGN
+
     def _workspace(self, capacity: int, gather: bool, blocks: int):
-        """Buffers for ``capacity`` samples; ``gather``: rows are gathered (shuffled)."""
+        """Buffers for ``capacity`` samples (already padded); ``gather``: rows are
+        gathered (shuffled)."""
         d, m = self.layer_sizes[0], self.n_outputs
         dt = self.dtype
         return _train.Workspace(
-            acts=np.empty(capacity * self._layout.act_width, dtype=dt),
-            deltas=np.empty(capacity * self._layout.act_width, dtype=dt),
-            xbuf=np.empty(capacity * d if gather else 0, dtype=dt),
-            xT=np.empty(capacity * d if self._first_narrow() else 0, dtype=dt),
-            ybuf=np.empty(capacity * m if gather else 0, dtype=dt),
+            acts=_cache_aligned(capacity * self._layout.act_width, dt),
+            deltas=_cache_aligned(capacity * self._layout.act_width, dt),
+            xbuf=_cache_aligned(capacity * d if gather else 0, dt),
+            xT=_cache_aligned(capacity * d if self._first_narrow() else 0, dt),
+            ybuf=_cache_aligned(capacity * m if gather else 0, dt),
             wbuf=np.ones(capacity, dtype=dt),
             perm=np.empty(0, dtype=np.int64),
             partials=np.zeros(2 * max(blocks, 1), dtype=np.float64),
@@ -315,9 +331,9 @@ class Network:
             self._grads,
             self._state[:0],
             np.empty((1, 0), self.dtype),
-            self._layout.table(n),
+            self._layout.table(self._padded(n)),
         )
-        ws = self._workspace(n, False, blocks)
+        ws = self._workspace(self._padded(n), False, blocks)
         config, coefs = self._config(
             n,
             blocks,
@@ -481,10 +497,10 @@ class Network:
         blocks = self._blocks_for(batch, threads)
         backup = np.empty((1 + self._state.shape[0], self._layout.n_params), dtype=self.dtype)
         model = _train.Model(
-            self.params, self._grads, self._state, backup, self._layout.table(batch)
+            self.params, self._grads, self._state, backup, self._layout.table(self._padded(batch))
         )
         gather = bool(shuffle and n > batch)
-        ws = self._workspace(batch, gather, blocks)
+        ws = self._workspace(self._padded(batch), gather, blocks)
         if gather:
             ws = ws._replace(perm=np.empty(n, dtype=np.int64))
         config, coefs = self._config(

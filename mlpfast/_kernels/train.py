@@ -79,6 +79,9 @@ from .shuffle import epoch_permutation
 N_CONFIG = 10
 # A block narrower than this is not worth a thread.
 MIN_BLOCK_ROWS = 8
+# Block edges and the workspace's row length are multiples of this many samples
+# (64 bytes of float32), so threads write disjoint cache lines.
+ALIGN = 16
 # Indices into the float64 ``coefs`` array (the optimizer's come first).
 LOSS_SCALE, GRAD_SCALE, POWER_T = range(_OPTIMIZER_COEFS, _OPTIMIZER_COEFS + 3)
 N_COEFS = _OPTIMIZER_COEFS + 3
@@ -322,6 +325,17 @@ def batch_weight(data, ws, use_weights, use_perm, start, size):
     return total
 
 
+@kernel(inline="always")
+def _block_edge(block, n_blocks, size):
+    """Where block ``block`` of ``n_blocks`` starts: a multiple of ``ALIGN`` samples,
+    so two threads never write one cache line of a feature-major row (with the
+    workspace capacity padded to ``ALIGN``).  False sharing made a 2-thread phase 1
+    on 200 samples 4x slower than serial (43 vs 10 us per block, measured)."""
+    if block >= n_blocks:
+        return size
+    return (block * size // n_blocks) // ALIGN * ALIGN
+
+
 @parallel_kernel
 def _parallel_phase(
     phase,
@@ -355,8 +369,8 @@ def _parallel_phase(
                 start,
                 size,
                 use_perm,
-                block * size // n_blocks,
-                (block + 1) * size // n_blocks,
+                _block_edge(block, n_blocks, size),
+                _block_edge(block + 1, n_blocks, size),
                 kind,
                 delta_scale,
                 use_weights,
@@ -408,7 +422,7 @@ def minibatch_step_parallel(
 ):
     """:func:`minibatch_step` with both phases split across ``config[N_BLOCKS]``
     threads (a minibatch too small to split runs serially)."""
-    n_blocks = min(config[N_BLOCKS], size // MIN_BLOCK_ROWS)
+    n_blocks = min(config[N_BLOCKS], size // max(MIN_BLOCK_ROWS, ALIGN))
     if n_blocks <= 1:
         return minibatch_step(
             data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq
