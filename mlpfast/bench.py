@@ -154,6 +154,13 @@ class PeerUnavailable(Exception):
     """The peer's library is not installed (the table says so and moves on)."""
 
 
+class NotApplicable(Exception):
+    """The peer does not run this workload (left out of the table silently)."""
+
+
+_NOT_APPLICABLE = "not applicable"
+
+
 def _targets(w: Workload, dtype) -> np.ndarray:
     if w.loss == "binary_crossentropy":
         return w.y.reshape(-1, 1).astype(dtype)
@@ -249,7 +256,7 @@ def _dropin(w: Workload, dtype: str, threads: int):
     """``mlpfast.reference.mlp`` (the drop-in) with the user's own functions, the
     tutorial's loop: forward, backward, update per iteration (tutorial only)."""
     if w.name != "tutorial" or dtype != "float64":
-        raise PeerUnavailable("the drop-in runs the tutorial's float64 loop only")
+        raise NotApplicable("the drop-in runs the tutorial's float64 loop only")
     from .reference import mlp
 
     relu, drelu, sigmoid, dsigmoid, d_cross_entropy = _user_functions()
@@ -503,12 +510,15 @@ def measure(w: Workload, peer: str, dtype: str, threads: int, repeats: int) -> R
     result = Result(w.name, dtype, peer)
     adapters = _ESTIMATOR_ADAPTERS if w.unit == "fit" else _ADAPTERS
     if peer not in adapters:
-        result.skipped = "not part of the estimator comparison"
+        result.skipped = _NOT_APPLICABLE
         return result
     try:
         run, final_loss = adapters[peer](w, dtype, threads)
     except PeerUnavailable as exc:
         result.skipped = str(exc)
+        return result
+    except NotApplicable:
+        result.skipped = _NOT_APPLICABLE
         return result
     started = time.perf_counter()
     run()
@@ -576,7 +586,7 @@ def format_table(results: list[Result], workloads: dict, gemm: dict) -> str:
             f"{unit} | {r.gflops:.3g} | {ratio:.2f} | {r.loss:.4g} | "
             f"{r.first_call:.2f} |"
         )
-    skipped = [r for r in results if r.skipped and "estimator comparison" not in r.skipped]
+    skipped = [r for r in results if r.skipped and r.skipped != _NOT_APPLICABLE]
     notes = sorted({f"- {r.peer} skipped: {r.skipped}" for r in skipped})
     limit = ", ".join(f"{dt} {rate:.0f} GFLOP/s" for dt, rate in gemm.items())
     return "\n".join(lines + [""] + notes + [f"Large-GEMM rate (numpy 2048x2048): {limit}"])
@@ -612,7 +622,7 @@ def run_benchmark(workload_names, peers, dtype_choice, threads, repeats, scale, 
             for peer in peers:
                 r = measure(w, peer, dt, threads, repeats)
                 results.append(r)
-                if r.skipped and "estimator comparison" in r.skipped:
+                if r.skipped == _NOT_APPLICABLE:
                     continue
                 if r.skipped:
                     out(f"  {name}/{dt}/{peer}: skipped ({r.skipped})")

@@ -97,5 +97,6 @@ def test_estimator_comparison_runs_both_classifiers():
     )
     rows = {r.peer: r for r in results if not r.skipped}
     assert set(rows) == {"mlpfast", "sklearn"}  # torch is not part of this comparison
+    assert "torch" not in table
     assert all(r.seconds > 0 and np.isfinite(r.loss) for r in rows.values())
     assert "ms/fit (20 epochs)" in table
