@@ -129,20 +129,32 @@ def run_demo(quick: bool = False) -> int:
 
 
 def warmup(dtype: str = "both") -> int:
-    """Compile or load every kernel: both dtypes, training, inference, the drop-in."""
-    from . import Network
+    """Compile or load every kernel: both dtypes, training (serial and, with more than
+    one thread, parallel), gradients, inference, the drop-in."""
+    from . import Network, _threads
 
     dtypes = ["float32", "float64"] if dtype == "both" else [dtype]
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((64, 3))
+    X = rng.standard_normal((512, 64))
     y = (X[:, 0] > 0).astype(float)
     for dt in dtypes:
         started = time.perf_counter()
-        net = Network([3, 4, 1], ["relu", "sigmoid"], "binary_crossentropy", dtype=dt, seed=0)
-        net.fit(X, y, epochs=1, batch_size=16, lr=0.1)
-        net.gradients(X, y)
-        net.loss(X, y)
-        net.predict(X)
+        # Small: the serial kernels.  Large enough to split across threads (about 25
+        # MFLOP a step): the parallel ones.
+        for sizes, batch in (([64, 4, 1], 16), ([64, 128, 64, 1], 256)):
+            if batch > 16 and _threads.max_threads() < 2:
+                continue
+            net = Network(
+                sizes,
+                ["relu"] * (len(sizes) - 2) + ["sigmoid"],
+                "binary_crossentropy",
+                dtype=dt,
+                seed=0,
+            )
+            net.fit(X, y, epochs=1, batch_size=batch, lr=0.1)
+            net.gradients(X, y)
+            net.loss(X, y)
+            net.predict(X)
         print(f"{dt}: kernels ready in {time.perf_counter() - started:.2f} s")
     started = time.perf_counter()
     model = _tutorial_model(True)
