@@ -80,44 +80,27 @@ def hidden_forward(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, 
             last = np.uint64(s_off + p * s_ld + c0)
             axpy_activate(out, o, src, last, params[w0 + p * n_out + j], n, code)
         return
-    if s_rowmajor:
-        gemm(
-            TRANS,
-            TRANS,
-            n_out,
-            cols,
-            n_in,
-            1.0,
-            params,
-            w0,
-            n_out,
-            src,
-            s_off + c0 * s_ld,
-            s_ld,
-            0.0,
-            out,
-            o_off + c0,
-            o_ld,
-        )
-    else:
-        gemm(
-            TRANS,
-            NOTRANS,
-            n_out,
-            cols,
-            n_in,
-            1.0,
-            params,
-            w0,
-            n_out,
-            src,
-            s_off + c0,
-            s_ld,
-            0.0,
-            out,
-            o_off + c0,
-            o_ld,
-        )
+    # Rows of X (row-major) enter transposed; feature-major blocks as they are.
+    tb = TRANS if s_rowmajor else NOTRANS
+    b_off = s_off + c0 * s_ld if s_rowmajor else s_off + c0
+    gemm(
+        TRANS,
+        tb,
+        n_out,
+        cols,
+        n_in,
+        1.0,
+        params,
+        w0,
+        n_out,
+        src,
+        b_off,
+        s_ld,
+        0.0,
+        out,
+        o_off + c0,
+        o_ld,
+    )
     bias_activation_rows(out, o_off, o_ld, n_out, c0, c1, params, b0, layout[k, ACTIVATION])
 
 
@@ -148,44 +131,26 @@ def output_logits(src, s_off, s_ld, s_rowmajor, params, layout, k, out, o_off, r
                     for i in range(n):
                         out[o + i * stride] += w * src[sp + i]
         return
-    if s_rowmajor:
-        gemm(
-            NOTRANS,
-            NOTRANS,
-            rows,
-            m,
-            n_in,
-            1.0,
-            src,
-            s_off + r0 * s_ld,
-            s_ld,
-            params,
-            w0,
-            m,
-            0.0,
-            out,
-            o_off + r0 * m,
-            m,
-        )
-    else:
-        gemm(
-            TRANS,
-            NOTRANS,
-            rows,
-            m,
-            n_in,
-            1.0,
-            src,
-            s_off + r0,
-            s_ld,
-            params,
-            w0,
-            m,
-            0.0,
-            out,
-            o_off + r0 * m,
-            m,
-        )
+    ta = NOTRANS if s_rowmajor else TRANS
+    a_off = s_off + r0 * s_ld if s_rowmajor else s_off + r0
+    gemm(
+        ta,
+        NOTRANS,
+        rows,
+        m,
+        n_in,
+        1.0,
+        src,
+        a_off,
+        s_ld,
+        params,
+        w0,
+        m,
+        0.0,
+        out,
+        o_off + r0 * m,
+        m,
+    )
     for i in range(r0, r1):
         for j in range(m):
             out[o_off + i * m + j] += params[b0 + j]
@@ -236,29 +201,12 @@ def delta_below(params, layout, k, d, d_off, d_ld, d_rowmajor, acts, below, b_of
                 dj = np.uint64(d_off + c0 * d_ld + j)
                 for i in range(n):
                     below[o + i] += w * d[dj + i * ld]
-    elif d_rowmajor:
-        gemm(
-            NOTRANS,
-            TRANS,
-            n_in,
-            cols,
-            n_out,
-            1.0,
-            params,
-            w0,
-            n_out,
-            d,
-            d_off + c0 * d_ld,
-            d_ld,
-            0.0,
-            below,
-            b_off + c0,
-            b_ld,
-        )
     else:
+        tb = TRANS if d_rowmajor else NOTRANS
+        dd_off = d_off + c0 * d_ld if d_rowmajor else d_off + c0
         gemm(
             NOTRANS,
-            NOTRANS,
+            tb,
             n_in,
             cols,
             n_out,
@@ -267,7 +215,7 @@ def delta_below(params, layout, k, d, d_off, d_ld, d_rowmajor, acts, below, b_of
             w0,
             n_out,
             d,
-            d_off + c0,
+            dd_off,
             d_ld,
             0.0,
             below,
