@@ -37,10 +37,14 @@ PREDICT_CHUNK = 256
 # A kernel call should take about this long, so Ctrl-C and progress reports are
 # handled promptly while per-call overhead stays negligible.
 TARGET_CALL_SECONDS = 0.2
-# A minibatch is split across threads only above this many FLOPs.  Measured (adam,
-# float64, 2 cores): 2.5 MFLOP/step ([20,100,1] x 200) breaks even, 6.3 MFLOP gains
-# 1.3x, 8.9 MFLOP ([64,100,10] x 200) 1.9x.
-PARALLEL_MIN_FLOPS = 4_000_000
+# A minibatch is split across threads only above this many FLOPs (6 x rows x
+# weights), per strategy (see ``_kernels/train.py``).  Measured on 2 cores (Zen 4,
+# float64, medians of 11 interleaved 1- and 2-thread fits): GRADIENT_SUM breaks
+# even near 1.7 MFLOP ([2,64,64,1] x 64: 0.92-1.21x), gains 1.22x at 2.5 MFLOP
+# ([20,100,1] x 200) and 1.75x at 8.9 MFLOP ([64,100,10] x 200); ROW_SPLIT broke
+# even at 2.5 MFLOP on Zen 5.
+PARALLEL_MIN_FLOPS = 2_000_000
+ROW_SPLIT_MIN_FLOPS = 4_000_000
 
 _RELU_FAMILY = {"relu", "leaky_relu", "elu", "softplus"}
 
@@ -296,27 +300,57 @@ class Network:
         ``_kernels.train.ALIGN``) so that threads never share one."""
         return -(-rows // _train.ALIGN) * _train.ALIGN
 
-    def _workspace(self, capacity: int, gather: bool, blocks: int):
-        """Buffers for ``capacity`` samples (already padded); ``gather``: rows are
-        gathered (shuffled)."""
+    def _workspace(self, batch: int, gather: bool, blocks: int, strategy: int):
+        """Buffers for minibatches of up to ``batch`` rows split into ``blocks`` (see
+        ``_kernels.train``); ``gather``: rows are gathered (shuffled).  Returns
+        (workspace, layout table)."""
         d, m = self.layer_sizes[0], self.n_outputs
         dt = self.dtype
-        return _train.Workspace(
-            acts=_cache_aligned(capacity * self._layout.act_width, dt),
-            deltas=_cache_aligned(capacity * self._layout.act_width, dt),
-            xbuf=_cache_aligned(capacity * d if gather else 0, dt),
-            xT=_cache_aligned(capacity * d if self._first_narrow() else 0, dt),
-            ybuf=_cache_aligned(capacity * m if gather else 0, dt),
-            wbuf=np.ones(capacity, dtype=dt),
+        slabs = 1
+        capacity = self._padded(batch)
+        if blocks > 1 and strategy == _train.GRADIENT_SUM:
+            slabs = blocks
+            capacity = self._slab_rows(batch, blocks)
+        rows = slabs * capacity
+        ws = _train.Workspace(
+            acts=_cache_aligned(rows * self._layout.act_width, dt),
+            deltas=_cache_aligned(rows * self._layout.act_width, dt),
+            xbuf=_cache_aligned(rows * d if gather else 0, dt),
+            xT=_cache_aligned(rows * d if self._first_narrow() else 0, dt),
+            ybuf=_cache_aligned(rows * m if gather else 0, dt),
+            wbuf=np.ones(rows, dtype=dt),
             perm=np.empty(0, dtype=np.int64),
             partials=np.zeros(2 * max(blocks, 1), dtype=np.float64),
+            block_grads=np.zeros((slabs if slabs > 1 else 0, self._layout.n_params), dtype=dt),
         )
+        return ws, self._layout.table(capacity)
 
-    def _blocks_for(self, batch: int, threads: int) -> int:
+    @classmethod
+    def _slab_rows(cls, batch: int, blocks: int) -> int:
+        """Rows of one GRADIENT_SUM slab: the longest block any minibatch of up to
+        ``batch`` rows is cut into.  With ``n`` blocks, edges are multiples of ALIGN
+        (``_train._block_edge``), so a block is at most ceil(size / n) + ALIGN rows; a
+        short last minibatch gets fewer blocks (``size // ALIGN``, at least 2), each at
+        most 3 ALIGN rows, or runs serially in the first slab (under 2 ALIGN rows).
+        ``tests/test_network.py`` checks the bound against the kernel's edges."""
+        align = _train.ALIGN
+        return cls._padded(max(-(-batch // blocks) + align, 3 * align))
+
+    def _parallel_plan(self, batch: int, threads: int) -> tuple[int, int]:
+        """(blocks, strategy) for minibatches of ``batch`` rows on ``threads`` threads.
+
+        GRADIENT_SUM moves each block's gradient (n_params values) between cores,
+        ROW_SPLIT the minibatch's activations and deltas (batch x act_width each): the
+        smaller wins."""
         flops = 6 * batch * self._layout.n_weights
-        if threads <= 1 or flops < PARALLEL_MIN_FLOPS:
-            return 1
-        return max(1, min(threads, batch // _train.MIN_BLOCK_ROWS))
+        blocks = max(1, min(threads, batch // _train.MIN_BLOCK_ROWS))
+        if blocks <= 1 or flops < PARALLEL_MIN_FLOPS:
+            return 1, _train.ROW_SPLIT
+        if self._layout.n_params <= batch * self._layout.act_width:
+            return blocks, _train.GRADIENT_SUM
+        if flops < ROW_SPLIT_MIN_FLOPS:
+            return 1, _train.ROW_SPLIT
+        return blocks, _train.ROW_SPLIT
 
     def gradients(self, X, y, sample_weight=None) -> Gradients:
         """Gradients of :meth:`loss` over the whole of (X, y) at the current parameters.
@@ -327,18 +361,15 @@ class Network:
         X, Y, w = self._check_data(X, y, sample_weight)
         n = X.shape[0]
         threads = _threads.usable_threads(self._n_threads)
-        blocks = self._blocks_for(n, threads)
+        blocks, strategy = self._parallel_plan(n, threads)
+        ws, table = self._workspace(n, False, blocks, strategy)
         model = _train.Model(
-            self.params,
-            self._grads,
-            self._state[:0],
-            np.empty((1, 0), self.dtype),
-            self._layout.table(self._padded(n)),
+            self.params, self._grads, self._state[:0], np.empty((1, 0), self.dtype), table
         )
-        ws = self._workspace(self._padded(n), False, blocks)
         config, coefs = self._config(
             n,
             blocks,
+            strategy=strategy,
             shuffle=False,
             seed=0,
             optimizer=_opt.GRADIENT_ONLY,
@@ -358,12 +389,13 @@ class Network:
         lr = check_positive_float(lr, "lr")
         self.params -= self.dtype.type(lr) * self._grads
 
-    def _config(self, batch, blocks, *, shuffle, seed, optimizer, use_weights, hyper):
+    def _config(self, batch, blocks, *, strategy, shuffle, seed, optimizer, use_weights, hyper):
         """The kernels' int64 ``config`` and float64 ``coefs`` arrays.  ``optimizer`` is a
         name from OPTIMIZERS or a code (GRADIENT_ONLY)."""
         config = np.zeros(_train.N_CONFIG, dtype=np.int64)
         config[_train.BATCH_SIZE] = batch
         config[_train.N_BLOCKS] = blocks
+        config[_train.STRATEGY] = strategy
         config[_train.SHUFFLE] = int(shuffle)
         config[_train.SEED] = seed
         config[_train.LOSS_KIND] = self._spec.kind
@@ -496,18 +528,17 @@ class Network:
     ):
         n = X.shape[0]
         threads = _threads.usable_threads(self._n_threads)
-        blocks = self._blocks_for(batch, threads)
+        blocks, strategy = self._parallel_plan(batch, threads)
         backup = np.empty((1 + self._state.shape[0], self._layout.n_params), dtype=self.dtype)
-        model = _train.Model(
-            self.params, self._grads, self._state, backup, self._layout.table(self._padded(batch))
-        )
         gather = bool(shuffle and n > batch)
-        ws = self._workspace(self._padded(batch), gather, blocks)
+        ws, table = self._workspace(batch, gather, blocks, strategy)
+        model = _train.Model(self.params, self._grads, self._state, backup, table)
         if gather:
             ws = ws._replace(perm=np.empty(n, dtype=np.int64))
         config, coefs = self._config(
             batch,
             blocks,
+            strategy=strategy,
             shuffle=shuffle,
             seed=self._shuffle_seed,
             optimizer=optimizer,

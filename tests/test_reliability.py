@@ -206,7 +206,7 @@ def test_ctrl_c_keeps_history_losses_and_counters_consistent(monkeypatch):
 # ----------------------------------------------------------------------------- determinism
 def _wide(dtype, n_threads):
     # 33k parameters and 12 MFLOP per minibatch of 64: with 2 threads, the rows of a
-    # minibatch are split across threads and the update is parallel.
+    # minibatch are split across threads and the update is parallel (ROW_SPLIT).
     return Network(
         [64, 256, 64, 3],
         ["relu", "tanh", "softmax"],
@@ -217,35 +217,131 @@ def _wide(dtype, n_threads):
     )
 
 
-def _wide_fit(dtype, n_threads):
+def _small_batches(dtype, n_threads):
+    # 2.7k parameters, 9.4 MFLOP per minibatch of 200: each thread runs its own
+    # block's gradient, then the gradients are summed (GRADIENT_SUM).
+    return Network(
+        [64, 40, 3],
+        ["relu", "softmax"],
+        "categorical_crossentropy",
+        dtype=dtype,
+        seed=2,
+        n_threads=n_threads,
+    )
+
+
+# (network, rows, batch, strategy when threaded): 1030 rows leave a last minibatch of
+# 30 rows (too small to split: the serial path inside the first slab); 1040 rows one
+# of 40 (split in two blocks of 16 and 24 rows).
+FITS = {
+    "row_split": (_wide, 512, 64, _train.ROW_SPLIT),
+    "gradient_sum": (_small_batches, 1030, 200, _train.GRADIENT_SUM),
+    "gradient_sum_short_tail": (_small_batches, 1040, 200, _train.GRADIENT_SUM),
+}
+
+
+def _wide_fit(dtype, n_threads, case="row_split", monkeypatch=None):
+    make, rows, batch, _ = FITS[case]
+    if monkeypatch is not None:
+        monkeypatch.setattr(mlpfast.network, "PARALLEL_MIN_FLOPS", 0)
     rng = np.random.default_rng(0)
-    X, y = rng.standard_normal((512, 64)), rng.integers(0, 3, 512)
-    net = _wide(dtype, n_threads)
-    losses = net.fit(X, y, epochs=3, batch_size=64, lr=0.01, optimizer="adam", seed=5)
+    X, y = rng.standard_normal((rows, 64)), rng.integers(0, 3, rows)
+    net = make(dtype, n_threads)
+    losses = net.fit(
+        X, y, epochs=3, batch_size=batch, lr=0.01, optimizer="adam", seed=5, alpha=1e-3
+    )
     return net, losses
 
 
+@pytest.mark.parametrize("case", list(FITS))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("n_threads", [1, pytest.param(2, marks=TWO_THREADS)])
-def test_same_seed_data_and_threads_are_bitwise_identical(dtype, n_threads):
-    a, losses_a = _wide_fit(dtype, n_threads)
-    b, losses_b = _wide_fit(dtype, n_threads)
-    assert a._blocks_for(64, n_threads) == n_threads  # the threaded path really ran
+def test_same_seed_data_and_threads_are_bitwise_identical(dtype, n_threads, case, monkeypatch):
+    a, losses_a = _wide_fit(dtype, n_threads, case, monkeypatch)
+    b, losses_b = _wide_fit(dtype, n_threads, case, monkeypatch)
+    batch, strategy = FITS[case][2], FITS[case][3]
+    # the threaded path really ran, with the intended strategy
+    assert a._parallel_plan(batch, n_threads) == (n_threads, strategy if n_threads > 1 else 0)
     np.testing.assert_array_equal(a.params, b.params)
     np.testing.assert_array_equal(a._state, b._state)
     np.testing.assert_array_equal(losses_a, losses_b)
 
 
 @TWO_THREADS
+@pytest.mark.parametrize("case", list(FITS))
 @pytest.mark.parametrize("dtype,tolerance", [("float64", 1e-10), ("float32", 1e-4)])
-def test_another_thread_count_agrees_within_the_stated_tolerance(dtype, tolerance):
+def test_another_thread_count_agrees_within_the_stated_tolerance(
+    dtype, tolerance, case, monkeypatch
+):
     # The stated tolerance (README, Determinism): only the order of the per-block
     # gradient sums changes; after 3 epochs of adam, |p1 - p2| <= tol * max|p|.
-    one, losses_one = _wide_fit(dtype, 1)
-    two, losses_two = _wide_fit(dtype, 2)
+    one, losses_one = _wide_fit(dtype, 1, case, monkeypatch)
+    two, losses_two = _wide_fit(dtype, 2, case, monkeypatch)
     scale = np.abs(one.params).max()
     np.testing.assert_allclose(two.params, one.params, rtol=0, atol=tolerance * scale)
     np.testing.assert_allclose(losses_two, losses_one, rtol=tolerance)
+
+
+@TWO_THREADS
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
+def test_gradient_sum_matches_serial_for_every_optimizer_and_sample_weights(optimizer, monkeypatch):
+    monkeypatch.setattr(mlpfast.network, "PARALLEL_MIN_FLOPS", 0)
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((300, 64)), rng.integers(0, 3, 300)
+    w = rng.random(300) + 0.5
+    nets = [_small_batches("float64", threads) for threads in (1, 2)]
+    assert nets[1]._parallel_plan(128, 2) == (2, _train.GRADIENT_SUM)
+    losses = [
+        net.fit(
+            X,
+            y,
+            epochs=2,
+            batch_size=128,
+            lr=0.05,
+            optimizer=optimizer,
+            alpha=1e-2,
+            sample_weight=w,
+            seed=3,
+        )
+        for net in nets
+    ]
+    np.testing.assert_allclose(nets[1].params, nets[0].params, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-10)
+
+
+@TWO_THREADS
+def test_threaded_gradients_match_serial_under_both_strategies(monkeypatch):
+    monkeypatch.setattr(mlpfast.network, "PARALLEL_MIN_FLOPS", 0)
+    rng = np.random.default_rng(4)
+    # The whole data set is one minibatch: 100 rows of _wide move fewer activations
+    # than parameters (ROW_SPLIT), 500 rows of _small_batches the other way round.
+    for make, rows, strategy in (
+        (_wide, 100, _train.ROW_SPLIT),
+        (_small_batches, 500, _train.GRADIENT_SUM),
+    ):
+        X, y = rng.standard_normal((rows, 64)), rng.integers(0, 3, rows)
+        serial, threaded = make("float64", 1), make("float64", 2)
+        assert threaded._parallel_plan(rows, 2) == (2, strategy)
+        expected = serial.gradients(X, y).flat.copy()
+        np.testing.assert_allclose(threaded.gradients(X, y).flat, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("blocks", [2, 3, 4, 7, 16])
+def test_a_slab_holds_every_block_of_every_minibatch(blocks):
+    # Kernels do not check bounds: a block longer than its slab would write into
+    # the next one.  Every minibatch size up to the batch, with the kernel's edges.
+    edge = _train._block_edge.py_func
+    for batch in range(blocks * _train.MIN_BLOCK_ROWS, 400, 7):
+        slab = Network._slab_rows(batch, blocks)
+        for size in range(1, batch + 1):
+            n_blocks = min(blocks, size // max(_train.MIN_BLOCK_ROWS, _train.ALIGN))
+            if n_blocks <= 1:
+                assert size <= slab
+                continue
+            longest = max(
+                edge(t + 1, n_blocks, size) - edge(t, n_blocks, size) for t in range(n_blocks)
+            )
+            assert longest <= slab, (batch, size, n_blocks)
 
 
 # ----------------------------------------------------------------------------- concurrency
