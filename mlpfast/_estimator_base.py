@@ -22,6 +22,7 @@ Subclasses provide the target handling (``_validate_input``, ``_output_layer``,
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -35,6 +36,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from . import _threads
 from .network import DivergenceError, Network
 from .progress import make_progress
 
@@ -45,6 +47,12 @@ STOCHASTIC_SOLVERS = ("sgd", "adam")
 MIN_ADAPTIVE_LR = 1e-6
 # Network's own warning when Ctrl-C stops a fit; the estimators issue their own.
 _NETWORK_INTERRUPT_MESSAGE = "training interrupted after"
+# Network.fit's defaults for the optimizer settings a solver leaves out.
+_NETWORK_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(Network.fit).parameters.items()
+    if name in ("optimizer", "momentum", "beta_1", "beta_2", "epsilon", "lr_schedule", "power_t")
+}
 
 
 def _dense(X, dtype) -> np.ndarray:
@@ -343,27 +351,30 @@ class BaseMLP(BaseEstimator):
         with (
             make_progress(epochs, n_samples, bar, desc=type(self).__name__) as progress,
             warnings.catch_warnings(),
+            # BLAS capped and Numba's threads set once for the whole loop, not per epoch
+            _threads.kernel_threads(_threads.usable_threads(net._n_threads)),
         ):
             warnings.filterwarnings(
                 "ignore", message=_NETWORK_INTERRUPT_MESSAGE, category=RuntimeWarning
             )
             try:
+                # Validated and allocated once, then run an epoch at a time (one
+                # net.fit per epoch spent 43 ms of a 235 ms digits fit on that).
+                plan = net._plan_fit(
+                    X,
+                    Y,
+                    sample_weight,
+                    batch_size=batch,
+                    lr=self._learning_rate,
+                    shuffle=self.shuffle,
+                    seed=shuffle_seed,
+                    alpha=self.alpha,
+                    **{**_NETWORK_DEFAULTS, **settings},
+                )
                 for _ in range(epochs):
                     try:
-                        losses = net.fit(
-                            X,
-                            Y,
-                            epochs=1,
-                            batch_size=batch,
-                            lr=self._learning_rate,
-                            shuffle=self.shuffle,
-                            seed=shuffle_seed,
-                            alpha=self.alpha,
-                            sample_weight=sample_weight,
-                            on_divergence="raise",
-                            verbose=False,
-                            **settings,
-                        )
+                        plan.set_lr(self._learning_rate)
+                        losses = net._run_epochs(plan, 1, "raise", None)
                     except DivergenceError as exc:
                         raise ValueError(
                             f"the solver produced non-finite weights ({exc}) Scale the "

@@ -287,3 +287,23 @@ def test_pickle_and_deepcopy_keep_views_into_the_buffer(rng):
         clone.coefs[0][...] = 0
         clone.intercepts[0][...] = 0
         assert not np.any(clone.params[: 4 * 5 + 5])
+
+
+def test_a_fit_plan_runs_epochs_like_fit_and_refuses_replaced_buffers(rng):
+    # The estimators plan once and run an epoch at a time: same result as fit.
+    X, y = rng.standard_normal((90, 3)), rng.integers(0, 2, 90)
+    settings = dict(batch_size=16, lr=0.05, optimizer="adam", seed=1)
+    whole = Network([3, 5, 1], ["tanh", "sigmoid"], "binary_crossentropy", seed=0)
+    expected = whole.fit(X, y, epochs=3, **settings)
+    planned = Network([3, 5, 1], ["tanh", "sigmoid"], "binary_crossentropy", seed=0)
+    defaults = dict(momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8, alpha=0.0)
+    plan = planned._plan_fit(
+        X, y, None, shuffle=True, lr_schedule="constant", power_t=0.5, **defaults, **settings
+    )
+    losses = [planned._run_epochs(plan, 1, "raise", None)[0] for _ in range(3)]
+    np.testing.assert_array_equal(losses, expected)
+    np.testing.assert_array_equal(planned.params, whole.params)
+    # Another optimizer replaces the state buffer: the old plan's would be too small.
+    planned.fit(X, y, epochs=1, optimizer="sgd")
+    with pytest.raises(RuntimeError, match="plan again"):
+        planned._run_epochs(plan, 1, "raise", None)
