@@ -8,9 +8,11 @@ the same data, network, batch size and learning rate: the reference numpy traine
 ``MLPClassifier`` (plain SGD), JAX with a jitted step in a Python loop, and JAX
 with the whole epoch under ``jit`` + ``lax.scan``.  Times are medians of
 ``--repeats`` timed runs after one untimed warm-up (which includes compilation,
-reported on its own).  The table gives each peer's time as a multiple of
-mlpfast's, the final training loss (so a reader sees the same work was done) and
-the machine's large-GEMM rate (numpy, 2048 x 2048) as the physical limit.
+reported on its own); the peers of a workload take turns, one run each per round,
+so that drift in a shared machine's speed affects them alike.  The table gives
+each peer's time as a multiple of mlpfast's, the final training loss (so a reader
+sees the same work was done) and the machine's large-GEMM rate (numpy, 2048 x
+2048) as the physical limit.
 
 OpenBLAS tuning variables (``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``) slow every
 OpenBLAS call on some machines; the report says whether they were set.  Compare
@@ -506,32 +508,66 @@ class Result:
     skipped: str = ""
 
 
-def measure(w: Workload, peer: str, dtype: str, threads: int, repeats: int) -> Result:
+# Pause before each timed run: runtimes whose worker threads spin-wait after a call
+# (OpenMP in PyTorch, XLA's pool) must not steal the cores from the next peer.
+SETTLE_SECONDS = 0.02
+
+
+def _prepare(w: Workload, peer: str, dtype: str, threads: int):
+    """A Result and the peer's (run, final_loss), or a skipped Result and None."""
     result = Result(w.name, dtype, peer)
     adapters = _ESTIMATOR_ADAPTERS if w.unit == "fit" else _ADAPTERS
     if peer not in adapters:
         result.skipped = _NOT_APPLICABLE
-        return result
+        return result, None
     try:
-        run, final_loss = adapters[peer](w, dtype, threads)
+        return result, adapters[peer](w, dtype, threads)
     except PeerUnavailable as exc:
         result.skipped = str(exc)
-        return result
     except NotApplicable:
         result.skipped = _NOT_APPLICABLE
-        return result
-    started = time.perf_counter()
-    run()
-    result.first_call = time.perf_counter() - started
-    times = []
-    for _ in range(repeats):
+    return result, None
+
+
+def measure_side_by_side(
+    w: Workload, peers, dtype: str, threads: int, repeats: int, settle: float = SETTLE_SECONDS
+) -> list[Result]:
+    """Time every peer on ``w``: one untimed warm-up each (compilation included,
+    reported as ``first_call``), then ``repeats`` rounds in which each peer runs
+    once in turn.  Round-robin, not one peer's repeats after another's: this
+    machine kind is shared and its speed drifts by 30 % within a minute (measured),
+    which would otherwise land on whichever peer ran at the time."""
+    prepared = []
+    results = []
+    for peer in peers:
+        result, adapter = _prepare(w, peer, dtype, threads)
+        results.append(result)
+        if adapter is None:
+            continue
+        run, _ = adapter
         started = time.perf_counter()
         run()
-        times.append((time.perf_counter() - started) / (1 if w.unit == "fit" else w.epochs))
-    result.seconds = float(np.median(times))
-    result.loss = final_loss()
-    result.gflops = w.flops_per_epoch * (w.epochs if w.unit == "fit" else 1) / result.seconds / 1e9
-    return result
+        result.first_call = time.perf_counter() - started
+        prepared.append((result, adapter, []))
+    per_unit = 1 if w.unit == "fit" else w.epochs
+    for _ in range(repeats):
+        for _, (run, _), times in prepared:
+            time.sleep(settle)
+            started = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - started) / per_unit)
+    for result, (_, final_loss), times in prepared:
+        result.seconds = float(np.median(times))
+        result.loss = final_loss()
+        result.gflops = (
+            w.flops_per_epoch * (w.epochs if w.unit == "fit" else 1) / result.seconds / 1e9
+        )
+    return results
+
+
+def measure(w: Workload, peer: str, dtype: str, threads: int, repeats: int) -> Result:
+    """One peer on its own (see :func:`measure_side_by_side`)."""
+    return measure_side_by_side(w, [peer], dtype, threads, repeats, settle=0.0)[0]
 
 
 def gemm_rate(dtype: str, size: int = 2048, repeats: int = 5) -> float:
@@ -619,15 +655,14 @@ def run_benchmark(workload_names, peers, dtype_choice, threads, repeats, scale, 
             else (["float32", "float64"] if dtype_choice == "both" else [dtype_choice])
         )
         for dt in dtypes:
-            for peer in peers:
-                r = measure(w, peer, dt, threads, repeats)
+            for r in measure_side_by_side(w, peers, dt, threads, repeats):
                 results.append(r)
                 if r.skipped == _NOT_APPLICABLE:
                     continue
                 if r.skipped:
-                    out(f"  {name}/{dt}/{peer}: skipped ({r.skipped})")
+                    out(f"  {name}/{dt}/{r.peer}: skipped ({r.skipped})")
                 else:
-                    out(f"  {name}/{dt}/{peer}: {r.seconds * 1e3:.3f} ms per {w.unit}")
+                    out(f"  {name}/{dt}/{r.peer}: {r.seconds * 1e3:.3f} ms per {w.unit}")
     used = sorted({r.dtype for r in results})
     gemm = {dt: gemm_rate(dt) for dt in used}
     table = format_table(results, workloads, gemm)

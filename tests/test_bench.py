@@ -100,3 +100,21 @@ def test_estimator_comparison_runs_both_classifiers():
     assert "torch" not in table
     assert all(r.seconds > 0 and np.isfinite(r.loss) for r in rows.values())
     assert "ms/fit (20 epochs)" in table
+
+
+def test_peers_take_turns_so_drift_hits_them_alike(monkeypatch):
+    order = []
+
+    def fake(name):
+        def adapter(w, dtype, threads):
+            return (lambda: order.append(name)), (lambda: 0.5)
+
+        return adapter
+
+    monkeypatch.setattr(bench, "_ADAPTERS", {"a": fake("a"), "b": fake("b")})
+    w = bench.make_workload("tutorial", scale=0.05)
+    results = bench.measure_side_by_side(w, ["a", "b", "torch"], "float64", 1, 3, settle=0)
+    assert order == ["a", "b"] + ["a", "b"] * 3  # the warm-ups, then round-robin rounds
+    assert [r.peer for r in results] == ["a", "b", "torch"]
+    assert all(r.seconds > 0 and r.loss == 0.5 for r in results[:2])
+    assert results[2].skipped  # not an adapter here
