@@ -154,7 +154,7 @@ def _input_source(xs, x_off, d, ws, capacity, layout, c0, c1):
     return xs, x_off, d, True
 
 
-@kernel
+@kernel(inline="always")
 def forward_backward(
     data, model, ws, start, size, use_perm, c0, c1, kind, delta_scale, use_weights
 ):
@@ -238,7 +238,7 @@ def forward_backward(
     return loss
 
 
-@kernel
+@kernel(inline="always")
 def update_parameters(
     data, model, ws, start, size, use_perm, part, n_parts, optimizer, coefs, lr, l2, want_sumsq
 ):
@@ -383,26 +383,6 @@ def block_workspace(ws, block):
 
 
 @kernel
-def block_gradient(
-    data, model, ws, start, size, use_perm, block, n_blocks, kind, delta_scale, use_weights, coefs
-):
-    """GRADIENT_SUM phase 1 for block ``block`` of ``n_blocks``: forward, backward and
-    the gradient of its samples' loss, in its own slab, into ``ws.block_grads[block]``.
-    Returns sum_i w_i l_i over the block."""
-    c0 = _block_edge(block, n_blocks, size)
-    rows = _block_edge(block + 1, n_blocks, size) - c0
-    slab = block_workspace(ws, block)
-    loss = forward_backward(
-        data, model, slab, start + c0, rows, use_perm, 0, rows, kind, delta_scale, use_weights
-    )
-    own = Model(model.params, ws.block_grads[block], model.state, model.backup, model.layout)
-    update_parameters(
-        data, own, slab, start + c0, rows, use_perm, 0, 1, GRADIENT_ONLY, coefs, 0.0, 0.0, False
-    )
-    return loss
-
-
-@kernel
 def sum_and_update(model, ws, part, n_parts, n_blocks, optimizer, coefs, lr, l2, want_sumsq):
     """GRADIENT_SUM phase 2, share ``part`` of ``n_parts`` of the flat buffer: the
     gradient is the sum of the first ``n_blocks`` blocks' (in block order, so results
@@ -440,6 +420,76 @@ def sum_and_update(model, ws, part, n_parts, n_blocks, optimizer, coefs, lr, l2,
     return sumsq if want_sumsq else 0.0
 
 
+@kernel
+def block_phase(
+    phase,
+    strategy,
+    block,
+    n_blocks,
+    data,
+    model,
+    ws,
+    start,
+    size,
+    use_perm,
+    kind,
+    delta_scale,
+    use_weights,
+    optimizer,
+    coefs,
+    lr,
+    l2,
+    want_sumsq,
+):
+    """Block ``block``'s share of phase ``phase`` (0 or 1) under ``strategy``; its
+    result goes to ``ws.partials[phase * n_blocks + block]``.  One call site each of
+    forward_backward and update_parameters: they are IR-inlined, and every site is
+    a copy to compile."""
+    c0 = _block_edge(block, n_blocks, size)
+    c1 = _block_edge(block + 1, n_blocks, size)
+    if strategy == GRADIENT_SUM:
+        # Its own slab (samples at rows 0:rows) and its own gradient buffer.
+        rows = c1 - c0
+        bws = block_workspace(ws, block)
+        bmodel = Model(model.params, ws.block_grads[block], model.state, model.backup, model.layout)
+        bstart, bsize, r0, r1 = start + c0, rows, np.int64(0), rows
+        part, parts, opt = np.int64(0), np.int64(1), np.int64(GRADIENT_ONLY)
+        step_lr, step_l2, sumsq = 0.0, 0.0, False
+    else:
+        bws, bmodel, bstart, bsize, r0, r1 = ws, model, start, size, c0, c1
+        part, parts, opt = block, n_blocks, optimizer
+        step_lr, step_l2, sumsq = lr, l2, want_sumsq
+    partials = ws.partials
+    if phase == 0:
+        partials[block] = forward_backward(
+            data, bmodel, bws, bstart, bsize, use_perm, r0, r1, kind, delta_scale, use_weights
+        )
+    if (phase == 0) == (strategy == GRADIENT_SUM):
+        # GRADIENT_SUM phase 1: the block's gradient; ROW_SPLIT phase 2: the update of
+        # the block's share of W rows over the whole minibatch.
+        result = update_parameters(
+            data,
+            bmodel,
+            bws,
+            bstart,
+            bsize,
+            use_perm,
+            part,
+            parts,
+            opt,
+            coefs,
+            step_lr,
+            step_l2,
+            sumsq,
+        )
+        if phase == 1:
+            partials[n_blocks + block] = result
+    elif phase == 1:
+        partials[n_blocks + block] = sum_and_update(
+            model, ws, block, n_blocks, n_blocks, optimizer, coefs, lr, l2, want_sumsq
+        )
+
+
 @parallel_kernel
 def _parallel_phase(
     phase,
@@ -460,61 +510,31 @@ def _parallel_phase(
     l2,
     want_sumsq,
 ):
-    """One phase across ``n_blocks`` threads; block t's result goes to
-    ``ws.partials[phase * n_blocks + t]``.  (One prange for both phases: each
-    prange is compiled as its own function, so two would double the compile.)"""
-    partials = ws.partials
+    """One phase across ``n_blocks`` threads (see :func:`block_phase`).  (One prange
+    for both phases: each prange is compiled as its own function, so two would
+    double the compile; its body is one call, which keeps numba's parfor passes
+    cheap.)"""
     for t in prange(n_blocks):
-        block = np.int64(t)
-        if phase == 0 and strategy == GRADIENT_SUM:
-            partials[block] = block_gradient(
-                data,
-                model,
-                ws,
-                start,
-                size,
-                use_perm,
-                block,
-                n_blocks,
-                kind,
-                delta_scale,
-                use_weights,
-                coefs,
-            )
-        elif phase == 0:
-            partials[block] = forward_backward(
-                data,
-                model,
-                ws,
-                start,
-                size,
-                use_perm,
-                _block_edge(block, n_blocks, size),
-                _block_edge(block + 1, n_blocks, size),
-                kind,
-                delta_scale,
-                use_weights,
-            )
-        elif strategy == GRADIENT_SUM:
-            partials[n_blocks + block] = sum_and_update(
-                model, ws, block, n_blocks, n_blocks, optimizer, coefs, lr, l2, want_sumsq
-            )
-        else:
-            partials[n_blocks + block] = update_parameters(
-                data,
-                model,
-                ws,
-                start,
-                size,
-                use_perm,
-                block,
-                n_blocks,
-                optimizer,
-                coefs,
-                lr,
-                l2,
-                want_sumsq,
-            )
+        block_phase(
+            phase,
+            strategy,
+            np.int64(t),
+            n_blocks,
+            data,
+            model,
+            ws,
+            start,
+            size,
+            use_perm,
+            kind,
+            delta_scale,
+            use_weights,
+            optimizer,
+            coefs,
+            lr,
+            l2,
+            want_sumsq,
+        )
 
 
 @kernel(inline="always")
@@ -524,7 +544,7 @@ def _step_setup(data, ws, config, coefs, start, size, use_perm, alpha):
     return use_weights, wsum, coefs[GRAD_SCALE] / wsum, alpha / wsum
 
 
-@kernel
+@kernel(inline="always")
 def minibatch_step(data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq):
     """Both phases for one minibatch, in the calling thread.
     Returns (sum_i w_i l_i, sum_i w_i, sum W^2)."""
@@ -545,47 +565,57 @@ def minibatch_step_parallel(
     data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq
 ):
     """:func:`minibatch_step` with both phases split across ``config[N_BLOCKS]``
-    threads (a minibatch too small to split runs serially)."""
-    n_blocks = min(config[N_BLOCKS], size // max(MIN_BLOCK_ROWS, ALIGN))
+    threads.  A minibatch too small to split (the last one of an epoch, say) runs
+    as one block in the calling thread: the same code, not a serial copy of it
+    (which cost ~10 s of compile)."""
+    n_blocks = max(1, min(config[N_BLOCKS], size // max(MIN_BLOCK_ROWS, ALIGN)))
     strategy = config[STRATEGY]
-    if n_blocks <= 1:
-        # (Under GRADIENT_SUM in the first slab, which Network sizes for this case.)
-        return minibatch_step(
-            data,
-            model,
-            block_workspace(ws, 0) if strategy == GRADIENT_SUM else ws,
-            config,
-            coefs,
-            start,
-            size,
-            use_perm,
-            lr,
-            alpha,
-            want_sumsq,
-        )
     use_weights, wsum, delta_scale, l2 = _step_setup(
         data, ws, config, coefs, start, size, use_perm, alpha
     )
+    kind, optimizer = config[LOSS_KIND], config[OPTIMIZER]
     for phase in range(2):
-        _parallel_phase(
-            phase,
-            strategy,
-            n_blocks,
-            data,
-            model,
-            ws,
-            start,
-            size,
-            use_perm,
-            config[LOSS_KIND],
-            delta_scale,
-            use_weights,
-            config[OPTIMIZER],
-            coefs,
-            lr,
-            l2,
-            want_sumsq,
-        )
+        if n_blocks == 1:
+            block_phase(
+                phase,
+                strategy,
+                np.int64(0),
+                n_blocks,
+                data,
+                model,
+                ws,
+                start,
+                size,
+                use_perm,
+                kind,
+                delta_scale,
+                use_weights,
+                optimizer,
+                coefs,
+                lr,
+                l2,
+                want_sumsq,
+            )
+        else:
+            _parallel_phase(
+                phase,
+                strategy,
+                n_blocks,
+                data,
+                model,
+                ws,
+                start,
+                size,
+                use_perm,
+                kind,
+                delta_scale,
+                use_weights,
+                optimizer,
+                coefs,
+                lr,
+                l2,
+                want_sumsq,
+            )
     loss = 0.0
     sumsq = 0.0
     partials = ws.partials
