@@ -508,10 +508,11 @@ class Result:
     skipped: str = ""
 
 
-# Pause before each timed run: runtimes whose worker threads spin-wait after a call
-# must not steal the cores from the next peer.  OpenBLAS's workers (numpy, so
-# scikit-learn and the reference) spin for 2^28 cycles, ~0.1 s; with a 20 ms pause
-# mlpfast's digits fit after scikit-learn's measured 311 ms instead of 209.
+# Pause before each timed run, so that runtimes whose worker threads spin-wait after
+# a call (OpenBLAS's workers, behind numpy and so scikit-learn and the reference, by
+# default for 2^28 cycles, ~0.1 s) cannot take the cores from the next peer.  A
+# precaution: mlpfast's digits fit right after scikit-learn's measured within this
+# machine's noise of its time alone (289 vs 275 ms).
 SETTLE_SECONDS = 0.25
 
 
@@ -537,8 +538,9 @@ def measure_side_by_side(
     """Time every peer on ``w``: one untimed warm-up each (compilation included,
     reported as ``first_call``), then ``repeats`` rounds in which each peer runs
     once in turn.  Round-robin, not one peer's repeats after another's: this
-    machine kind is shared and its speed drifts by 30 % within a minute (measured),
-    which would otherwise land on whichever peer ran at the time."""
+    machine kind is shared and its speed drifts within a minute (measured, 512^3
+    float64 GEMMs: one core 34-50 GFLOP/s, two cores 52-98), which would otherwise
+    land on whichever peer ran at the time."""
     prepared = []
     results = []
     for peer in peers:
