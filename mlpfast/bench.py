@@ -22,6 +22,7 @@ with them unset, as users run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE``.
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 import time
@@ -514,6 +515,9 @@ class Result:
 # precaution: mlpfast's digits fit right after scikit-learn's measured within this
 # machine's noise of its time alone (289 vs 275 ms).
 SETTLE_SECONDS = 0.25
+# A timed sample lasts at least this long: a 2 ms tutorial fit right after the pause
+# measured 20 us/iteration in the table against 12 back to back (clock ramp-up).
+MIN_SAMPLE_SECONDS = 0.2
 
 
 def _prepare(w: Workload, peer: str, dtype: str, threads: int):
@@ -533,11 +537,18 @@ def _prepare(w: Workload, peer: str, dtype: str, threads: int):
 
 
 def measure_side_by_side(
-    w: Workload, peers, dtype: str, threads: int, repeats: int, settle: float = SETTLE_SECONDS
+    w: Workload,
+    peers,
+    dtype: str,
+    threads: int,
+    repeats: int,
+    settle: float = SETTLE_SECONDS,
+    min_sample: float = MIN_SAMPLE_SECONDS,
 ) -> list[Result]:
     """Time every peer on ``w``: one untimed warm-up each (compilation included,
     reported as ``first_call``), then ``repeats`` rounds in which each peer runs
-    once in turn.  Round-robin, not one peer's repeats after another's: this
+    once in turn (``run`` repeated so that a sample lasts at least ``min_sample``
+    seconds; times are per epoch).  Round-robin, not one peer's repeats after another's: this
     machine kind is shared and its speed drifts within a minute (measured, 512^3
     float64 GEMMs: one core 34-50 GFLOP/s, two cores 52-98), which would otherwise
     land on whichever peer ran at the time."""
@@ -552,15 +563,21 @@ def measure_side_by_side(
         started = time.perf_counter()
         run()
         result.first_call = time.perf_counter() - started
-        prepared.append((result, adapter, []))
+        # Runs per timed sample: at least min_sample seconds of it, so the first
+        # milliseconds after the pause (a core clocking back up) are amortized.
+        started = time.perf_counter()
+        run()
+        loops = max(1, math.ceil(min_sample / max(time.perf_counter() - started, 1e-9)))
+        prepared.append((result, adapter, loops, []))
     per_unit = 1 if w.unit == "fit" else w.epochs
     for _ in range(repeats):
-        for _, (run, _), times in prepared:
+        for _, (run, _), loops, times in prepared:
             time.sleep(settle)
             started = time.perf_counter()
-            run()
-            times.append((time.perf_counter() - started) / per_unit)
-    for result, (_, final_loss), times in prepared:
+            for _ in range(loops):
+                run()
+            times.append((time.perf_counter() - started) / (per_unit * loops))
+    for result, (_, final_loss), _, times in prepared:
         result.seconds = float(np.median(times))
         result.loss = final_loss()
         result.gflops = (
@@ -571,7 +588,7 @@ def measure_side_by_side(
 
 def measure(w: Workload, peer: str, dtype: str, threads: int, repeats: int) -> Result:
     """One peer on its own (see :func:`measure_side_by_side`)."""
-    return measure_side_by_side(w, [peer], dtype, threads, repeats, settle=0.0)[0]
+    return measure_side_by_side(w, [peer], dtype, threads, repeats, settle=0.0, min_sample=0.0)[0]
 
 
 def gemm_rate(dtype: str, size: int = 2048, repeats: int = 5) -> float:

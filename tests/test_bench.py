@@ -113,8 +113,15 @@ def test_peers_take_turns_so_drift_hits_them_alike(monkeypatch):
 
     monkeypatch.setattr(bench, "_ADAPTERS", {"a": fake("a"), "b": fake("b")})
     w = bench.make_workload("tutorial", scale=0.05)
-    results = bench.measure_side_by_side(w, ["a", "b", "torch"], "float64", 1, 3, settle=0)
-    assert order == ["a", "b"] + ["a", "b"] * 3  # the warm-ups, then round-robin rounds
+    results = bench.measure_side_by_side(
+        w, ["a", "b", "torch"], "float64", 1, 3, settle=0, min_sample=0
+    )
+    # each peer's warm-up and calibration run, then round-robin rounds
+    assert order == ["a", "a", "b", "b"] + ["a", "b"] * 3
     assert [r.peer for r in results] == ["a", "b", "torch"]
     assert all(r.seconds > 0 and r.loss == 0.5 for r in results[:2])
     assert results[2].skipped  # not an adapter here
+    order.clear()
+    # A sample repeats a fast run until it lasts min_sample seconds.
+    bench.measure_side_by_side(w, ["a"], "float64", 1, 2, settle=0, min_sample=1e-3)
+    assert len(order) > 2 + 2 * 2
