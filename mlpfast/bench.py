@@ -10,9 +10,9 @@ with the whole epoch under ``jit`` + ``lax.scan``.  Times are medians of
 ``--repeats`` timed runs after one untimed warm-up (which includes compilation,
 reported on its own); the peers of a workload take turns, one run each per round,
 so that drift in a shared machine's speed affects them alike.  The table gives
-each peer's time as a multiple of mlpfast's, the final training loss (so a reader
-sees the same work was done) and the machine's large-GEMM rate (numpy, 2048 x
-2048) as the physical limit.
+each peer's time as a multiple of mlpfast's, the training loss after one run from
+the same start (so a reader sees the same work was done) and the machine's
+large-GEMM rate (numpy, 2048 x 2048) as the physical limit.
 
 OpenBLAS tuning variables (``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``) slow every
 OpenBLAS call on some machines; the report says whether they were set.  Compare
@@ -559,10 +559,13 @@ def measure_side_by_side(
         results.append(result)
         if adapter is None:
             continue
-        run, _ = adapter
+        run, final_loss = adapter
         started = time.perf_counter()
         run()
         result.first_call = time.perf_counter() - started
+        # After one run from the same start, the same work for every peer (timed
+        # samples then repeat runs a different number of times per peer).
+        result.loss = final_loss()
         # Runs per timed sample: at least min_sample seconds of it, so the first
         # milliseconds after the pause (a core clocking back up) are amortized.
         started = time.perf_counter()
@@ -577,9 +580,8 @@ def measure_side_by_side(
             for _ in range(loops):
                 run()
             times.append((time.perf_counter() - started) / (per_unit * loops))
-    for result, (_, final_loss), _, times in prepared:
+    for result, _, _, times in prepared:
         result.seconds = float(np.median(times))
-        result.loss = final_loss()
         result.gflops = (
             w.flops_per_epoch * (w.epochs if w.unit == "fit" else 1) / result.seconds / 1e9
         )
@@ -618,7 +620,7 @@ def _cpu_name() -> str:
 
 def format_table(results: list[Result], workloads: dict, gemm: dict) -> str:
     lines = [
-        "| workload | dtype | peer | time / unit | GFLOP/s | x mlpfast | final loss | "
+        "| workload | dtype | peer | time / unit | GFLOP/s | x mlpfast | loss after one run | "
         "first call (s) |",
         "|---|---|---|---|---|---|---|---|",
     ]
