@@ -31,11 +31,13 @@ Two ways to split a minibatch across threads (``config[STRATEGY]``, chosen by
   phase 2 sums the blocks' gradients over a share of the flat buffer and updates
   that share.  Only gradients and parameters cross between cores.  Best for small
   networks (n_params <= batch x act_width).  Measured on 2 cores (Zen 4, float64,
-  adam, 200-row minibatches): [64,100,10] 176 -> 98 us per step, [20,100,1] 50 ->
-  35 us, where ROW_SPLIT was slower than serial: threads writing neighbouring
-  columns of one feature-major workspace stall each other (hardware prefetchers
-  pull the other thread's lines), 28 us for a phase-1 that takes 14 us per half
-  alone, even with cache-line-aligned block edges.
+  adam, 200-row minibatches, steps inside fits): [64,100,10] 195-214 -> 122-126 us
+  per step, [20,100,1] 61-68 -> 51-55 us, where ROW_SPLIT was slower than serial:
+  threads writing neighbouring columns of one feature-major workspace stall each
+  other, 28-98 us for a phase 1 whose half takes 14 us alone.  Not classic false
+  sharing: edges aligned to 64-4096 bytes did not help, private copies of the
+  workspace (18-20 us) or a 1 KiB gap between the threads' columns (20 us) did
+  (hardware prefetchers pulling the other thread's lines, we believe).
 
 Divergence: parameters and optimizer state are snapshotted at the start of each
 epoch; if a minibatch loss is not finite, or a parameter is not finite at the end
