@@ -10,7 +10,9 @@ threads, each calling single-threaded BLAS on its block.  The caps are restored
 when the call returns, so the user's own numpy/scipy code keeps its threads.
 
 ``n_threads`` (Network, estimators) sets how many Numba threads a call uses;
-``numba.set_num_threads`` is set and restored around each call.
+``numba.set_num_threads`` is set and restored around each call.  An estimator's
+stochastic fit holds one such context around its whole epoch loop (not one per
+epoch), so BLAS stays capped during the bookkeeping between epochs too.
 
 Fork safety: GNU OpenMP aborts a child process forked after the parent used it
 ("fork() called from a process already using GNU OpenMP").  In such a child

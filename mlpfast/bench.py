@@ -10,8 +10,9 @@ with the whole epoch under ``jit`` + ``lax.scan``.  Times are medians of
 ``--repeats`` timed runs after one untimed warm-up (which includes compilation,
 reported on its own); the peers of a workload take turns, one run each per round,
 so that drift in a shared machine's speed affects them alike.  The table gives
-each peer's time as a multiple of mlpfast's, the training loss after one run from
-the same start (so a reader sees the same work was done) and the machine's
+each peer's time as a multiple of mlpfast's, the training loss after one run (each
+peer from its own initial weights: the losses agree in size, not in digits, so a
+reader sees the same work was done) and the machine's
 large-GEMM rate (numpy, 2048 x 2048) as the physical limit.
 
 OpenBLAS tuning variables (``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``) slow every
@@ -548,10 +549,11 @@ def measure_side_by_side(
     """Time every peer on ``w``: one untimed warm-up each (compilation included,
     reported as ``first_call``), then ``repeats`` rounds in which each peer runs
     once in turn (``run`` repeated so that a sample lasts at least ``min_sample``
-    seconds; times are per epoch).  Round-robin, not one peer's repeats after another's: this
-    machine kind is shared and its speed drifts within a minute (measured, 512^3
-    float64 GEMMs: one core 34-50 GFLOP/s, two cores 52-98), which would otherwise
-    land on whichever peer ran at the time."""
+    seconds; times are per unit: epoch, iteration or fit).  Round-robin, not one
+    peer's repeats after another's: this machine kind is shared and its speed
+    drifts within a minute (measured, 512^3 float64 GEMMs: one core 34-50 GFLOP/s,
+    two cores 52-98), which would otherwise land on whichever peer ran at the
+    time."""
     prepared = []
     results = []
     for peer in peers:

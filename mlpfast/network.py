@@ -40,8 +40,8 @@ TARGET_CALL_SECONDS = 0.2
 # A minibatch is split across threads only above this many FLOPs (6 x rows x
 # weights), per strategy (see ``_kernels/train.py``).  Measured on 2 cores (Zen 4,
 # float64, medians of 11 interleaved 1- and 2-thread fits): GRADIENT_SUM breaks
-# even near 1.7 MFLOP ([2,64,64,1] x 64: 0.92-1.21x), gains 1.22x at 2.5 MFLOP
-# ([20,100,1] x 200) and 1.75x at 8.9 MFLOP ([64,100,10] x 200); ROW_SPLIT broke
+# even near 1.7 MFLOP ([2,64,64,1] x 64: 0.92-1.21x), gains 1.20-1.24x at 2.5 MFLOP
+# ([20,100,1] x 200) and 1.54-1.75x at 8.9 MFLOP ([64,100,10] x 200); ROW_SPLIT broke
 # even at 2.5 MFLOP on Zen 5.
 PARALLEL_MIN_FLOPS = 2_000_000
 ROW_SPLIT_MIN_FLOPS = 4_000_000
@@ -360,7 +360,8 @@ class Network:
         ROW_SPLIT the minibatch's activations and deltas (batch x act_width each): the
         smaller wins."""
         flops = 6 * batch * self._layout.n_weights
-        blocks = max(1, min(threads, batch // _train.MIN_BLOCK_ROWS))
+        # (the kernel's own split: at least max(MIN_BLOCK_ROWS, ALIGN) rows a block)
+        blocks = max(1, min(threads, batch // max(_train.MIN_BLOCK_ROWS, _train.ALIGN)))
         if blocks <= 1 or flops < PARALLEL_MIN_FLOPS:
             return 1, _train.ROW_SPLIT
         if self._layout.n_params <= batch * self._layout.act_width:
