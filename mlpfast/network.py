@@ -348,8 +348,8 @@ class Network:
         ``batch`` rows is cut into.  With ``n`` blocks, edges are multiples of ALIGN
         (``_train._block_edge``), so a block is at most ceil(size / n) + ALIGN rows; a
         short last minibatch gets fewer blocks (``size // ALIGN``, at least 2), each at
-        most 3 ALIGN rows, or runs serially in the first slab (under 2 ALIGN rows).
-        ``tests/test_network.py`` checks the bound against the kernel's edges."""
+        most 3 ALIGN rows, or runs as one block in the first slab (under 2 ALIGN rows).
+        ``tests/test_reliability.py`` checks the bound against the kernel's edges."""
         align = _train.ALIGN
         return cls._padded(max(-(-batch // blocks) + align, 3 * align))
 

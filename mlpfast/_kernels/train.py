@@ -568,56 +568,33 @@ def minibatch_step_parallel(
 ):
     """:func:`minibatch_step` with both phases split across ``config[N_BLOCKS]``
     threads.  A minibatch too small to split (the last one of an epoch, say) runs
-    as one block in the calling thread: the same code, not a serial copy of it
-    (which cost ~10 s of compile)."""
+    as one block: the same code, not a serial copy of it (which cost ~10 s of
+    compile)."""
     n_blocks = max(1, min(config[N_BLOCKS], size // max(MIN_BLOCK_ROWS, ALIGN)))
     strategy = config[STRATEGY]
     use_weights, wsum, delta_scale, l2 = _step_setup(
         data, ws, config, coefs, start, size, use_perm, alpha
     )
-    kind, optimizer = config[LOSS_KIND], config[OPTIMIZER]
     for phase in range(2):
-        if n_blocks == 1:
-            block_phase(
-                phase,
-                strategy,
-                np.int64(0),
-                n_blocks,
-                data,
-                model,
-                ws,
-                start,
-                size,
-                use_perm,
-                kind,
-                delta_scale,
-                use_weights,
-                optimizer,
-                coefs,
-                lr,
-                l2,
-                want_sumsq,
-            )
-        else:
-            _parallel_phase(
-                phase,
-                strategy,
-                n_blocks,
-                data,
-                model,
-                ws,
-                start,
-                size,
-                use_perm,
-                kind,
-                delta_scale,
-                use_weights,
-                optimizer,
-                coefs,
-                lr,
-                l2,
-                want_sumsq,
-            )
+        _parallel_phase(
+            phase,
+            strategy,
+            n_blocks,
+            data,
+            model,
+            ws,
+            start,
+            size,
+            use_perm,
+            config[LOSS_KIND],
+            delta_scale,
+            use_weights,
+            config[OPTIMIZER],
+            coefs,
+            lr,
+            l2,
+            want_sumsq,
+        )
     loss = 0.0
     sumsq = 0.0
     partials = ws.partials
