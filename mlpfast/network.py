@@ -37,14 +37,25 @@ PREDICT_CHUNK = 256
 # A kernel call should take about this long, so Ctrl-C and progress reports are
 # handled promptly while per-call overhead stays negligible.
 TARGET_CALL_SECONDS = 0.2
-# A minibatch is split across threads only above this many FLOPs (6 x rows x
-# weights), per strategy (see ``_kernels/train.py``).  Measured on 2 cores (Zen 4,
-# float64, medians of 11 interleaved 1- and 2-thread fits): GRADIENT_SUM breaks
-# even near 1.7 MFLOP ([2,64,64,1] x 64: 0.92-1.21x), gains 1.20-1.24x at 2.5 MFLOP
-# ([20,100,1] x 200) and 1.54-1.75x at 8.9 MFLOP ([64,100,10] x 200); ROW_SPLIT broke
-# even at 2.5 MFLOP on Zen 5.
-PARALLEL_MIN_FLOPS = 2_000_000
-ROW_SPLIT_MIN_FLOPS = 4_000_000
+# When to split a minibatch across threads: a cost model for one step (see
+# ``_parallel_plan``), fitted to fits measured on 2 cores (Zen 4, float64, medians
+# of 7 interleaved 1- and 2-thread epochs, one parallel region per epoch):
+#   [2,16,16,1] x 32 sgd     0.06 MFLOP   3.4 -> 4.5 us/step (0.75x, stays serial)
+#   [20,32,1] x 64 adam      0.26 MFLOP  10.2 -> 8.4 us      (1.21x)
+#   [2,64,64,1] x 32 sgd     0.82 MFLOP  22.9 -> 22.0 us     (1.04x: 4.4k parameters)
+#   [20,32,1] x 200 adam     0.81 MFLOP  27.6 -> 18.1 us     (1.52x: 0.7k parameters)
+#   [20,100,1] x 200 adam    2.52 MFLOP  75.7 -> 48.1 us     (1.57x)
+#   [64,100,10] x 200 adam   8.88 MFLOP   241 -> 123 us      (1.96x)
+# With n blocks, (n-1)/n of the serial time is saved; each step pays a fixed
+# hand-over cost and a cost for every value that one core wrote and another then
+# reads: ~1 ns each for the first ~16k (latency-bound: the moons network's 8.8k
+# cost ~9 us a step), ~0.25-0.5 ns beyond (streamed: [64,256,64,3] x 64 moves 67k
+# for ~32 us; the wide network's 0.7M did not show beside a 4.4 ms step).
+SERIAL_FLOP_RATE = 36e9
+CROSSING_SECONDS_PER_VALUE = 1e-9
+STREAMED_SECONDS_PER_VALUE = 0.25e-9
+LATENCY_BOUND_VALUES = 16_384
+CREW_STEP_SECONDS = 2e-6
 
 _RELU_FAMILY = {"relu", "leaky_relu", "elu", "softplus"}
 
@@ -317,10 +328,10 @@ class Network:
         ``_kernels.train.ALIGN``) so that threads never share one."""
         return -(-rows // _train.ALIGN) * _train.ALIGN
 
-    def _workspace(self, batch: int, gather: bool, blocks: int, strategy: int):
+    def _workspace(self, batch: int, gather: bool, blocks: int, strategy: int, steps: int = 1):
         """Buffers for minibatches of up to ``batch`` rows split into ``blocks`` (see
-        ``_kernels.train``); ``gather``: rows are gathered (shuffled).  Returns
-        (workspace, layout table)."""
+        ``_kernels.train``), ``steps`` minibatches an epoch; ``gather``: rows are
+        gathered (shuffled).  Returns (workspace, layout table)."""
         d, m = self.layer_sizes[0], self.n_outputs
         dt = self.dtype
         slabs = 1
@@ -337,8 +348,10 @@ class Network:
             ybuf=_cache_aligned(rows * m if gather else 0, dt),
             wbuf=np.ones(rows, dtype=dt),
             perm=np.empty(0, dtype=np.int64),
-            partials=np.zeros(2 * max(blocks, 1), dtype=np.float64),
+            # one row of per-block results for each minibatch of an epoch
+            partials=np.zeros(steps * 2 * max(blocks, 1), dtype=np.float64),
             block_grads=np.zeros((slabs if slabs > 1 else 0, self._layout.n_params), dtype=dt),
+            sync=_cache_aligned(_train.SYNC_STRIDE * (max(blocks, 1) + 1), np.dtype(np.int64)),
         )
         return ws, self._layout.table(capacity)
 
@@ -356,19 +369,30 @@ class Network:
     def _parallel_plan(self, batch: int, threads: int) -> tuple[int, int]:
         """(blocks, strategy) for minibatches of ``batch`` rows on ``threads`` threads.
 
-        GRADIENT_SUM moves each block's gradient (n_params values) between cores,
-        ROW_SPLIT the minibatch's activations and deltas (batch x act_width each): the
-        smaller wins."""
-        flops = 6 * batch * self._layout.n_weights
+        Each step, GRADIENT_SUM moves the parameters and the block gradients between
+        cores (2 n_params values), ROW_SPLIT the parameters and the minibatch's
+        activations and deltas (n_params + 2 batch act_width): the smaller wins.  The
+        split is taken when the time it saves beats what the moving and the hand-over
+        cost (constants above)."""
+        layout = self._layout
         # (the kernel's own split: at least max(MIN_BLOCK_ROWS, ALIGN) rows a block)
         blocks = max(1, min(threads, batch // max(_train.MIN_BLOCK_ROWS, _train.ALIGN)))
-        if blocks <= 1 or flops < PARALLEL_MIN_FLOPS:
+        if blocks <= 1:
             return 1, _train.ROW_SPLIT
-        if self._layout.n_params <= batch * self._layout.act_width:
-            return blocks, _train.GRADIENT_SUM
-        if flops < ROW_SPLIT_MIN_FLOPS:
+        gradient_sum = 2 * layout.n_params
+        row_split = layout.n_params + 2 * batch * layout.act_width
+        strategy = _train.GRADIENT_SUM if gradient_sum <= row_split else _train.ROW_SPLIT
+        serial = 6 * batch * layout.n_weights / SERIAL_FLOP_RATE
+        saved = serial * (1 - 1 / blocks)
+        moved = min(gradient_sum, row_split)
+        cost = (
+            CREW_STEP_SECONDS
+            + CROSSING_SECONDS_PER_VALUE * min(moved, LATENCY_BOUND_VALUES)
+            + STREAMED_SECONDS_PER_VALUE * max(0, moved - LATENCY_BOUND_VALUES)
+        )
+        if saved <= cost:
             return 1, _train.ROW_SPLIT
-        return blocks, _train.ROW_SPLIT
+        return blocks, strategy
 
     def gradients(self, X, y, sample_weight=None) -> Gradients:
         """Gradients of :meth:`loss` over the whole of (X, y) at the current parameters.
@@ -584,7 +608,7 @@ class Network:
         blocks, strategy = self._parallel_plan(batch, threads)
         backup = np.empty((1 + self._state.shape[0], self._layout.n_params), dtype=self.dtype)
         gather = bool(shuffle and n > batch)
-        ws, table = self._workspace(batch, gather, blocks, strategy)
+        ws, table = self._workspace(batch, gather, blocks, strategy, steps=-(-n // batch))
         model = _train.Model(self.params, self._grads, self._state, backup, table)
         if gather:
             ws = ws._replace(perm=np.empty(n, dtype=np.int64))

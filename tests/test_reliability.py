@@ -205,8 +205,9 @@ def test_ctrl_c_keeps_history_losses_and_counters_consistent(monkeypatch):
 
 # ----------------------------------------------------------------------------- determinism
 def _wide(dtype, n_threads):
-    # 33k parameters and 12 MFLOP per minibatch of 64: with 2 threads, the rows of a
-    # minibatch are split across threads and the update is parallel (ROW_SPLIT).
+    # 33k parameters, 6.3 MFLOP per minibatch of 32: with 2 threads, the rows of a
+    # minibatch are split across threads and the update is parallel (ROW_SPLIT:
+    # 21k activations and deltas move fewer values than 33k gradients).
     return Network(
         [64, 256, 64, 3],
         ["relu", "tanh", "softmax"],
@@ -218,8 +219,8 @@ def _wide(dtype, n_threads):
 
 
 def _small_batches(dtype, n_threads):
-    # 2.7k parameters, 3.2 MFLOP per minibatch of 200 (the tests lower the 2 MFLOP
-    # threshold anyway): each thread runs its own block's gradient, then the
+    # 2.7k parameters, 3.2 MFLOP per minibatch of 200: each thread runs its own
+    # block's gradient, then the
     # gradients are summed (GRADIENT_SUM).
     return Network(
         [64, 40, 3],
@@ -231,11 +232,18 @@ def _small_batches(dtype, n_threads):
     )
 
 
+def _always_split(monkeypatch):
+    """Split every minibatch that has rows enough for two blocks (the plan's cost
+    model says no to the small ones these tests use)."""
+    for name in ("CREW_STEP_SECONDS", "CROSSING_SECONDS_PER_VALUE", "STREAMED_SECONDS_PER_VALUE"):
+        monkeypatch.setattr(mlpfast.network, name, 0.0)
+
+
 # (network, rows, batch, strategy when threaded): 1030 rows leave a last minibatch of
-# 30 rows (too small to split: the serial path inside the first slab); 1040 rows one
+# 30 rows (too small to split: one block, in the first slab); 1040 rows one
 # of 40 (split in two blocks of 16 and 24 rows).
 FITS = {
-    "row_split": (_wide, 512, 64, _train.ROW_SPLIT),
+    "row_split": (_wide, 512, 32, _train.ROW_SPLIT),
     "gradient_sum": (_small_batches, 1030, 200, _train.GRADIENT_SUM),
     "gradient_sum_short_tail": (_small_batches, 1040, 200, _train.GRADIENT_SUM),
 }
@@ -244,7 +252,7 @@ FITS = {
 def _wide_fit(dtype, n_threads, case="row_split", monkeypatch=None):
     make, rows, batch, _ = FITS[case]
     if monkeypatch is not None:
-        monkeypatch.setattr(mlpfast.network, "PARALLEL_MIN_FLOPS", 0)
+        _always_split(monkeypatch)
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((rows, 64)), rng.integers(0, 3, rows)
     net = make(dtype, n_threads)
@@ -286,7 +294,7 @@ def test_another_thread_count_agrees_within_the_stated_tolerance(
 @TWO_THREADS
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
 def test_gradient_sum_matches_serial_for_every_optimizer_and_sample_weights(optimizer, monkeypatch):
-    monkeypatch.setattr(mlpfast.network, "PARALLEL_MIN_FLOPS", 0)
+    _always_split(monkeypatch)
     rng = np.random.default_rng(1)
     X, y = rng.standard_normal((300, 64)), rng.integers(0, 3, 300)
     w = rng.random(300) + 0.5
@@ -312,12 +320,12 @@ def test_gradient_sum_matches_serial_for_every_optimizer_and_sample_weights(opti
 
 @TWO_THREADS
 def test_threaded_gradients_match_serial_under_both_strategies(monkeypatch):
-    monkeypatch.setattr(mlpfast.network, "PARALLEL_MIN_FLOPS", 0)
+    _always_split(monkeypatch)
     rng = np.random.default_rng(4)
-    # The whole data set is one minibatch: 100 rows of _wide move fewer activations
+    # The whole data set is one minibatch: 48 rows of _wide move fewer activations
     # than parameters (ROW_SPLIT), 500 rows of _small_batches the other way round.
     for make, rows, strategy in (
-        (_wide, 100, _train.ROW_SPLIT),
+        (_wide, 48, _train.ROW_SPLIT),
         (_small_batches, 500, _train.GRADIENT_SUM),
     ):
         X, y = rng.standard_normal((rows, 64)), rng.integers(0, 3, rows)
@@ -343,6 +351,78 @@ def test_a_slab_holds_every_block_of_every_minibatch(blocks):
                 edge(t + 1, n_blocks, size) - edge(t, n_blocks, size) for t in range(n_blocks)
             )
             assert longest <= slab, (batch, size, n_blocks)
+
+
+@TWO_THREADS
+@pytest.mark.parametrize("case", list(FITS))
+def test_a_block_gives_the_same_result_whichever_thread_runs_it(case, monkeypatch):
+    # A threaded epoch is one parallel region whose threads claim (phase, block)
+    # tasks.  Planned for 2 blocks and run on one thread, that thread must claim
+    # every task in turn (no deadlock) and get the 2-thread result bit for bit.
+    _always_split(monkeypatch)
+    make, rows, batch, strategy = FITS[case]
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((rows, 64)), rng.integers(0, 3, rows)
+    params = {}
+    for threads in (2, 1):
+        net = make("float64", 2)
+        plan = net._plan_fit(
+            X,
+            y,
+            None,
+            batch_size=batch,
+            shuffle=True,
+            seed=5,
+            optimizer="adam",
+            lr=0.01,
+            momentum=0.9,
+            beta_1=0.9,
+            beta_2=0.999,
+            epsilon=1e-8,
+            alpha=1e-3,
+            lr_schedule="constant",
+            power_t=0.5,
+        )
+        assert (plan.config[_train.N_BLOCKS], plan.config[_train.STRATEGY]) == (2, strategy)
+        plan.threads = threads
+        net._run_epochs(plan, 3, "raise", None)
+        params[threads] = net.params.copy()
+    np.testing.assert_array_equal(params[1], params[2])
+
+
+@TWO_THREADS
+def test_threaded_fits_in_more_threads_than_cores_finish_and_match(monkeypatch):
+    # Each fit's threads wait for each other by spinning, then yielding the core:
+    # four of them on two cores (two fits at once) must neither hang nor crawl into
+    # a timeout, and each fit must match the same fit run alone.
+    _always_split(monkeypatch)
+    make, rows, batch, _ = FITS["gradient_sum"]
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((rows, 64)), rng.integers(0, 3, rows)
+
+    def fit(seed):
+        net = make("float64", 2)
+        net.fit(X, y, epochs=20, batch_size=batch, lr=0.01, optimizer="adam", seed=seed)
+        return net.params
+
+    alone = {seed: fit(seed) for seed in (1, 2)}
+    results, errors = {}, []
+
+    def work(seed):
+        try:
+            results[seed] = fit(seed)
+        except BaseException as exc:  # reported below, in the main thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(seed,)) for seed in (1, 2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert not any(worker.is_alive() for worker in workers), "threaded fits hung"
+    assert not errors, errors
+    for seed in (1, 2):
+        np.testing.assert_array_equal(results[seed], alone[seed])
 
 
 # ----------------------------------------------------------------------------- concurrency

@@ -14,30 +14,43 @@ Per minibatch there is no Python and no allocation.  Two phases:
    other optimizers write the rows' gradient to the flat gradient buffer and update
    them in the same thread.  No partial sums, no reduction pass.
 
-Phases are parallel regions (``prange``) only when ``n_blocks > 1``; small
-minibatches run both in the calling thread, with no parallel region at all.
-The split depends only on ``n_blocks``, so results are bitwise reproducible for a
-given thread count.
+A serial fit (``train_epochs``) runs both phases in the calling thread.  A
+threaded fit (``train_epochs_parallel``) runs each epoch as **one** parallel
+region (:func:`run_steps_parallel`): the threads claim (phase, block) tasks in
+order and hand over between phases through atomic counters (``atomics.py``),
+~0.1 us a hand-over instead of a fork/join of 1-2.5 us per phase.  That is what
+makes small minibatches worth splitting (``Network._parallel_plan``): a 2-thread
+synthetic-adam fit ([20,100,1], 200 rows) took 120-150 ms against 185-210 ms with
+a parallel region per phase (Zen 4, same process kind, interleaved runs).
+The split depends only on ``n_blocks``, not on which thread runs a block, so
+results are bitwise reproducible for a given thread count.
 
 Two ways to split a minibatch across threads (``config[STRATEGY]``, chosen by
 ``Network`` from the sizes):
 
 - ``ROW_SPLIT`` (above): threads share one workspace; phase 2 reads every
   sample's activations and deltas, so they cross between cores.  Best when the
-  minibatch's activations are smaller than the parameters (wide: 100k activations
-  vs 535k parameters per step, 1.7x on 2 threads).
+  minibatch's activations are fewer than the parameters (wide: 100k activations
+  vs 535k parameters per step, 1.98x on 2 threads).
 - ``GRADIENT_SUM``: each thread gets its own workspace *slab* and its own gradient
   buffer; phase 1 runs forward, backward and the weight gradient of its samples,
   phase 2 sums the blocks' gradients over a share of the flat buffer and updates
   that share.  Only gradients and parameters cross between cores.  Best for small
-  networks (n_params <= batch x act_width).  Measured on 2 cores (Zen 4, float64,
-  adam, 200-row minibatches, steps inside fits): [64,100,10] 195-214 -> 122-126 us
-  per step, [20,100,1] 61-68 -> 51-55 us, where ROW_SPLIT was slower than serial:
-  threads writing neighbouring columns of one feature-major workspace stall each
-  other, 28-98 us for a phase 1 whose half takes 14 us alone.  Not classic false
-  sharing: edges aligned to 64-4096 bytes did not help, private copies of the
-  workspace (18-20 us) or a 1 KiB gap between the threads' columns (20 us) did
-  (hardware prefetchers pulling the other thread's lines, we believe).
+  networks.  Measured on 2 cores (Zen 4, float64, steps inside fits, one region
+  per epoch): [64,100,10] x 200 adam 241 -> 123 us per step (ROW_SPLIT 146),
+  [20,100,1] x 200 adam 76 -> 48 us (ROW_SPLIT 75).  ROW_SPLIT's threads writing
+  neighbouring columns of one feature-major workspace stall each other: 28-98 us
+  for a phase 1 whose half takes 14 us alone.  Not classic false sharing: edges
+  aligned to 64-4096 bytes did not help, private copies of the workspace (18-20
+  us) or a 1 KiB gap between the threads' columns (20 us) did (hardware
+  prefetchers pulling the other thread's lines, we believe).
+
+What limits small networks: every value one core writes and the other reads
+next costs ~1 ns (latency-bound at these sizes).  On the moons network
+([2,64,64,1] x 32, 4.4k parameters) a block's phase 1 takes 12.7 us alone and
+14-15 us beside the other thread, phase 2 1.5 us alone and 3.7 us beside it, so
+2 threads give 1.04-1.10x.  Measured with a cycle counter per task; software
+prefetch of the parameters before phase 1 changed nothing.
 
 Divergence: parameters and optimizer state are snapshotted at the start of each
 epoch; if a minibatch loss is not finite, or a parameter is not finite at the end
@@ -51,6 +64,7 @@ import numpy as np
 from numba import prange
 
 from .._config import kernel, parallel_kernel
+from .atomics import atomic_add, atomic_load, compare_and_swap, spin_pause, yield_cpu
 from .dense import (
     ACT_OFFSET,
     ACTIVATION,
@@ -128,7 +142,7 @@ OK, DIVERGED = 0, 1
 # drags in numba's error-formatting code, ~1.5 s of every cold compile).
 Data = namedtuple("Data", "X Y sample_weight Xf Yf")
 Model = namedtuple("Model", "params grads state backup layout")
-Workspace = namedtuple("Workspace", "acts deltas xbuf xT ybuf wbuf perm partials block_grads")
+Workspace = namedtuple("Workspace", "acts deltas xbuf xT ybuf wbuf perm partials block_grads sync")
 
 
 @kernel(inline="always")
@@ -381,6 +395,7 @@ def block_workspace(ws, block):
         ws.perm,
         ws.partials,
         ws.block_grads,
+        ws.sync,
     )
 
 
@@ -492,53 +507,6 @@ def block_phase(
         )
 
 
-@parallel_kernel
-def _parallel_phase(
-    phase,
-    strategy,
-    n_blocks,
-    data,
-    model,
-    ws,
-    start,
-    size,
-    use_perm,
-    kind,
-    delta_scale,
-    use_weights,
-    optimizer,
-    coefs,
-    lr,
-    l2,
-    want_sumsq,
-):
-    """One phase across ``n_blocks`` threads (see :func:`block_phase`).  (One prange
-    for both phases: each prange is compiled as its own function, so two would
-    double the compile; its body is one call, which keeps numba's parfor passes
-    cheap.)"""
-    for t in prange(n_blocks):
-        block_phase(
-            phase,
-            strategy,
-            np.int64(t),
-            n_blocks,
-            data,
-            model,
-            ws,
-            start,
-            size,
-            use_perm,
-            kind,
-            delta_scale,
-            use_weights,
-            optimizer,
-            coefs,
-            lr,
-            l2,
-            want_sumsq,
-        )
-
-
 @kernel(inline="always")
 def _step_setup(data, ws, config, coefs, start, size, use_perm, alpha):
     use_weights = config[USE_WEIGHTS] != 0
@@ -562,46 +530,183 @@ def minibatch_step(data, model, ws, config, coefs, start, size, use_perm, lr, al
     return loss, wsum, sumsq
 
 
+# ------------------------------------------------------- one parallel region per epoch
+# Index of the "tasks done" counter in ``ws.sync``; block b's claim slot is at
+# SYNC_STRIDE * (b + 1).  Each on its own cache line (64 bytes).
+SYNC_DONE = 0
+SYNC_STRIDE = 8
+# A waiting thread spins this many times (``pause``, ~10-40 ns each) before it
+# starts yielding its core: long past a normal hand-over (~0.1 us), short of a
+# scheduler tick, so a thread that shares a core with the one it waits for (more
+# runnable threads than cores) lets it run.
+PATIENT_SPINS = 1 << 14
+
+
+@kernel(inline="always")
+def _step_blocks(config, size):
+    """How many blocks a minibatch of ``size`` rows is split into (a short last
+    minibatch may get fewer than ``config[N_BLOCKS]``, or one)."""
+    return max(1, min(config[N_BLOCKS], size // max(MIN_BLOCK_ROWS, ALIGN)))
+
+
+@kernel(inline="always")
+def _adam_lr(config, coefs, step, lr):
+    """Adam's bias-corrected step size at optimizer step ``step`` (scikit-learn's
+    formula); ``lr`` for the other optimizers."""
+    if config[OPTIMIZER] == ADAM:
+        return lr * math.sqrt(1.0 - coefs[BETA2] ** step) / (1.0 - coefs[BETA1] ** step)
+    return lr
+
+
 @kernel
-def minibatch_step_parallel(
-    data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq
+def _run_task(
+    data, model, ws, config, coefs, batch, use_perm, lr, step0, alpha, want_sumsq, task, block
 ):
-    """:func:`minibatch_step` with both phases split across ``config[N_BLOCKS]``
-    threads.  A minibatch too small to split (the last one of an epoch, say) runs
-    as one block: the same code, not a serial copy of it (which cost ~10 s of
-    compile)."""
-    n_blocks = max(1, min(config[N_BLOCKS], size // max(MIN_BLOCK_ROWS, ALIGN)))
-    strategy = config[STRATEGY]
+    """Task ``task`` (minibatch ``task // 2``, phase ``task % 2``) for ``block``:
+    :func:`block_phase` with the minibatch's own scalars; its results go to the
+    minibatch's row of ``ws.partials``."""
+    s = task // 2
+    start = s * batch
+    size = min(batch, data.X.shape[0] - start)
+    n_blocks = _step_blocks(config, size)
+    if block >= n_blocks:
+        return
     use_weights, wsum, delta_scale, l2 = _step_setup(
         data, ws, config, coefs, start, size, use_perm, alpha
     )
-    for phase in range(2):
-        _parallel_phase(
-            phase,
-            strategy,
-            n_blocks,
+    row = 2 * config[N_BLOCKS]
+    step_ws = Workspace(
+        ws.acts,
+        ws.deltas,
+        ws.xbuf,
+        ws.xT,
+        ws.ybuf,
+        ws.wbuf,
+        ws.perm,
+        ws.partials[s * row : (s + 1) * row],
+        ws.block_grads,
+        ws.sync,
+    )
+    block_phase(
+        task % 2,
+        config[STRATEGY],
+        block,
+        n_blocks,
+        data,
+        model,
+        step_ws,
+        start,
+        size,
+        use_perm,
+        config[LOSS_KIND],
+        delta_scale,
+        use_weights,
+        config[OPTIMIZER],
+        coefs,
+        _adam_lr(config, coefs, step0 + s + 1, lr),
+        l2,
+        want_sumsq,
+    )
+
+
+@kernel
+def _crew_member(
+    thread, data, model, ws, config, coefs, batch, n_steps, use_perm, lr, step0, alpha, want_sumsq
+):
+    """One thread's share of :func:`run_steps_parallel`: claim tasks in order, wait
+    until the previous phase is done, run, count done.  Which thread runs a block
+    does not change its result."""
+    n_blocks = config[N_BLOCKS]
+    sync = ws.sync
+    task = 0
+    while task < 2 * n_steps:
+        block = -1
+        # Its own block first (keeps a block's slab in one core's cache), then any.
+        for i in range(n_blocks):
+            candidate = (thread + i) % n_blocks
+            if compare_and_swap(sync, SYNC_STRIDE * (candidate + 1), task - 1, task):
+                block = candidate
+                break
+        if block < 0:
+            task += 1  # every block of this phase is claimed
+            continue
+        ready = task * n_blocks
+        spins = 0
+        while atomic_load(sync, SYNC_DONE) < ready:
+            spins += 1
+            if spins < PATIENT_SPINS:
+                spin_pause()
+            else:
+                yield_cpu()
+        _run_task(
             data,
             model,
             ws,
-            start,
-            size,
-            use_perm,
-            config[LOSS_KIND],
-            delta_scale,
-            use_weights,
-            config[OPTIMIZER],
+            config,
             coefs,
+            batch,
+            use_perm,
             lr,
-            l2,
+            step0,
+            alpha,
+            want_sumsq,
+            task,
+            block,
+        )
+        atomic_add(sync, SYNC_DONE, 1)
+
+
+@parallel_kernel
+def run_steps_parallel(
+    data, model, ws, config, coefs, batch, n_steps, use_perm, lr, step0, alpha, want_sumsq
+):
+    """Minibatches 0 .. n_steps-1 (``batch`` rows each, the last may be shorter),
+    both phases of each split into ``config[N_BLOCKS]`` blocks, in **one** parallel
+    region: threads hand over between phases through atomic counters (~0.1 us)
+    instead of a fork/join per phase (1-2.5 us each, and a late thread at every
+    join).  Minibatch s's per-block loss and sum(W^2) go to row s of
+    ``ws.partials`` (see :func:`block_phase`).
+
+    Tasks are (phase, block) pairs in phase order; a thread claims one (compare-
+    and-swap on the block's slot, which holds the last phase claimed), waits until
+    every task of the earlier phases is done, runs it and counts it done.  A thread
+    only ever waits for tasks claimed before its own, by threads that are running
+    them, so this cannot deadlock, whatever the threading layer does: if one
+    thread runs every iteration of the prange in turn, the first runs all tasks.
+    """
+    sync = ws.sync
+    sync[SYNC_DONE] = 0
+    for b in range(config[N_BLOCKS]):
+        sync[SYNC_STRIDE * (b + 1)] = -1
+    for t in prange(config[N_BLOCKS]):
+        _crew_member(
+            t,
+            data,
+            model,
+            ws,
+            config,
+            coefs,
+            batch,
+            n_steps,
+            use_perm,
+            lr,
+            step0,
+            alpha,
             want_sumsq,
         )
+
+
+@kernel(inline="always")
+def _step_results(config, ws, s, size):
+    """Minibatch s's (sum_i w_i l_i, sum W^2) from its row of ``ws.partials``."""
+    n_blocks = _step_blocks(config, size)
+    row = s * 2 * config[N_BLOCKS]
     loss = 0.0
     sumsq = 0.0
-    partials = ws.partials
-    for t in range(n_blocks):
-        loss += partials[t]
-        sumsq += partials[n_blocks + t]
-    return loss, wsum, sumsq
+    for b in range(n_blocks):
+        loss += ws.partials[row + b]
+        sumsq += ws.partials[row + n_blocks + b]
+    return loss, sumsq
 
 
 @kernel(inline="always")
@@ -699,25 +804,31 @@ def train_epochs(data, model, ws, config, coefs, counters, epoch_losses):
 
 @kernel
 def train_epochs_parallel(data, model, ws, config, coefs, counters, epoch_losses):
-    """:func:`train_epochs` with each minibatch split across ``config[N_BLOCKS]`` threads."""
+    """:func:`train_epochs` with each minibatch split across ``config[N_BLOCKS]``
+    threads, one parallel region per epoch (:func:`run_steps_parallel`); the losses
+    are then added up in minibatch order, as the serial loop does."""
     n = data.X.shape[0]
     batch = config[BATCH_SIZE]
     use_perm = config[SHUFFLE] != 0 and n > batch
     alpha = coefs[L2_COEF]
     want_sumsq = alpha > 0
     w_sumsq = weights_sumsq(model.params, model.layout) if want_sumsq else 0.0
+    n_steps = (n + batch - 1) // batch
     totals = np.zeros(2)
     for e in range(config[N_EPOCHS]):
         step0, samples0 = counters[STEP], counters[SAMPLES]
         lr = _epoch_start(model, ws, config, coefs, counters, use_perm)
+        run_steps_parallel(
+            data, model, ws, config, coefs, batch, n_steps, use_perm, lr, step0, alpha, want_sumsq
+        )
         totals[:] = 0.0
         finite = True
-        for start in range(0, n, batch):
+        for s in range(n_steps):
+            start = s * batch
             size = min(batch, n - start)
-            step_lr = _step_lr(config, coefs, counters, lr)
-            loss, wsum, new_sumsq = minibatch_step_parallel(
-                data, model, ws, config, coefs, start, size, use_perm, step_lr, alpha, want_sumsq
-            )
+            loss, new_sumsq = _step_results(config, ws, s, size)
+            wsum = batch_weight(data, ws, config[USE_WEIGHTS] != 0, use_perm, start, size)
+            counters[STEP] += 1
             finite = _accumulate(totals, config, coefs, counters, loss, wsum, w_sumsq, size)
             w_sumsq = new_sumsq
             if not finite:
@@ -759,10 +870,10 @@ def gradient_pass(data, model, ws, config, coefs):
 @kernel
 def gradient_pass_parallel(data, model, ws, config, coefs):
     """:func:`gradient_pass` split across ``config[N_BLOCKS]`` threads."""
-    loss, wsum, _ = minibatch_step_parallel(
-        data, model, ws, config, coefs, 0, data.X.shape[0], False, 0.0, 0.0, False
-    )
-    return loss, wsum
+    n = data.X.shape[0]
+    run_steps_parallel(data, model, ws, config, coefs, n, 1, False, 0.0, 0, 0.0, False)
+    loss, _ = _step_results(config, ws, 0, n)
+    return loss, batch_weight(data, ws, config[USE_WEIGHTS] != 0, False, 0, n)
 
 
 __all__ = [
