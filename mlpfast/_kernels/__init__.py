@@ -9,9 +9,12 @@
   recursion and the weight gradients.
 - ``optimizers``: the optimizer table and in-place updates over flat buffers.
 - ``shuffle``: counter-based permutations, reproducible per (seed, epoch).
-- ``train``: the whole-epoch training kernel and the full-batch gradient kernel.
+- ``train``: the whole-epoch training kernels (serial, and one parallel region per
+  epoch) and the full-batch gradient kernels.
 - ``predict``: the forward pass for inference.
 - ``reference_ops``: fused kernels used by the drop-in ``mlpfast.reference.mlp``.
+- ``atomics``: atomic load, add and compare-and-swap (LLVM instructions), with which
+  the threads of one parallel training region hand work over.
 
 Conventions (CONTRIBUTING.md): kernels write into buffers they are given and
 allocate nothing per minibatch; they trust their inputs (shapes are validated in
