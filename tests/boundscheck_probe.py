@@ -15,8 +15,17 @@ assert numba.config.BOUNDSCHECK, "run me with NUMBA_BOUNDSCHECK=1"
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from oracle import network_loss  # noqa: E402
 
+import mlpfast.network  # noqa: E402
 from mlpfast import Network  # noqa: E402
 from mlpfast import reference as R  # noqa: E402
+from mlpfast._kernels import train as _train  # noqa: E402
+
+# Split every minibatch that has rows for two blocks: the threaded epoch's indexing
+# (slabs, per-minibatch partials, the sync counters) is what most needs checking,
+# and the cost model would keep these small networks serial.
+for _name in ("CREW_STEP_SECONDS", "CROSSING_SECONDS_PER_VALUE", "STREAMED_SECONDS_PER_VALUE"):
+    setattr(mlpfast.network, _name, 0.0)
+THREADS = min(2, numba.config.NUMBA_NUM_THREADS)
 
 rng = np.random.default_rng(0)
 cases = [
@@ -83,6 +92,19 @@ for X in (
     net.gradients(X, y)
     net.loss(X, y)
     net.predict(X)
+
+# ROW_SPLIT (more parameters than activations cross between cores): 32-row
+# minibatches with a 4-row tail, and a 32-row gradient.
+net = Network(
+    [64, 128, 3], ["relu", "softmax"], "categorical_crossentropy", seed=0, n_threads=THREADS
+)
+if THREADS > 1:
+    assert net._parallel_plan(32, THREADS) == (2, _train.ROW_SPLIT)
+X = rng.standard_normal((100, 64))
+labels = rng.integers(0, 3, 100)
+for optimizer in ("sgd", "adam"):
+    net.fit(X, labels, epochs=2, batch_size=32, optimizer=optimizer, alpha=1e-3)
+net.gradients(X[:32], labels[:32])
 
 model = R.mlp(
     [2, 4, 3, 1], [R.relu, R.relu, R.sigmoid], [R.drelu, R.drelu, R.dsigmoid], R.d_cross_entropy

@@ -21,6 +21,12 @@ from mlpfast import DivergenceError, DivergenceWarning, Network, _threads
 from mlpfast._kernels import train as _train
 
 TWO_THREADS = pytest.mark.skipif(_threads.max_threads() < 2, reason="needs 2 Numba threads")
+# numba's workqueue layer aborts the process when two threads launch parallel regions
+# at once ("Concurrent access"); omp and tbb allow it.
+CONCURRENT_REGIONS = pytest.mark.skipif(
+    numba.config.THREADING_LAYER == "workqueue",
+    reason="the workqueue threading layer cannot run parallel regions concurrently",
+)
 
 
 def run_child(code: str, *args, timeout=300) -> dict:
@@ -340,10 +346,12 @@ def test_a_slab_holds_every_block_of_every_minibatch(blocks):
     # Kernels do not check bounds: a block longer than its slab would write into
     # the next one.  Every minibatch size up to the batch, with the kernel's edges.
     edge = _train._block_edge.py_func
+    config = np.zeros(_train.N_CONFIG, dtype=np.int64)
+    config[_train.N_BLOCKS] = blocks
     for batch in range(blocks * _train.MIN_BLOCK_ROWS, 400, 7):
         slab = Network._slab_rows(batch, blocks)
         for size in range(1, batch + 1):
-            n_blocks = min(blocks, size // max(_train.MIN_BLOCK_ROWS, _train.ALIGN))
+            n_blocks = _train._step_blocks.py_func(config, size)
             if n_blocks <= 1:
                 assert size <= slab
                 continue
@@ -391,6 +399,7 @@ def test_a_block_gives_the_same_result_whichever_thread_runs_it(case, monkeypatc
 
 
 @TWO_THREADS
+@CONCURRENT_REGIONS
 def test_threaded_fits_in_more_threads_than_cores_finish_and_match(monkeypatch):
     # Each fit's threads wait for each other by spinning, then yielding the core:
     # four of them on two cores (two fits at once) must neither hang nor crawl into
@@ -414,7 +423,8 @@ def test_threaded_fits_in_more_threads_than_cores_finish_and_match(monkeypatch):
         except BaseException as exc:  # reported below, in the main thread
             errors.append(exc)
 
-    workers = [threading.Thread(target=work, args=(seed,)) for seed in (1, 2)]
+    # (daemon threads: a hang fails this test instead of keeping pytest from exiting)
+    workers = [threading.Thread(target=work, args=(seed,), daemon=True) for seed in (1, 2)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -494,6 +504,7 @@ def test_blas_is_capped_to_one_thread_in_worker_threads_too():
     assert seen and all(n == 1 for n in seen[0]), seen
 
 
+@CONCURRENT_REGIONS
 def test_predict_from_several_threads_on_one_network():
     rng = np.random.default_rng(1)
     net = Network(

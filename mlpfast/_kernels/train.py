@@ -60,6 +60,7 @@ of the epoch, the snapshot is restored and the kernel returns ``DIVERGED``.
 import math
 from collections import namedtuple
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -134,10 +135,11 @@ OK, DIVERGED = 0, 1
 # buffer below is flat.  ``acts``/``deltas``: the layer blocks (see dense.py) for
 # ``capacity`` samples; ``xbuf``/``ybuf``/``wbuf``: gathered rows; ``xT``: the
 # transposed input block when the first layer is narrow; ``partials``: per-block
-# float64 results (2 per block); ``block_grads``: one gradient buffer per block
-# (GRADIENT_SUM; zero rows otherwise).  Under GRADIENT_SUM every buffer but
-# ``perm``/``partials``/``block_grads`` holds ``n_blocks`` equal slabs, one per
-# block (see :func:`block_workspace`).
+# float64 results, a row of 2 per block for each minibatch of an epoch;
+# ``block_grads``: one gradient buffer per block (GRADIENT_SUM; zero rows
+# otherwise); ``sync``: the threaded epoch's int64 counters (``SYNC_*``).  Under
+# GRADIENT_SUM every buffer but ``perm``/``partials``/``block_grads``/``sync`` holds
+# ``n_blocks`` equal slabs, one per block (see :func:`block_workspace`).
 # ``Xf``/``Yf`` are flat views of X and Y (made in Python: a reshape inside a kernel
 # drags in numba's error-formatting code, ~1.5 s of every cold compile).
 Data = namedtuple("Data", "X Y sample_weight Xf Yf")
@@ -534,6 +536,9 @@ def minibatch_step(data, model, ws, config, coefs, start, size, use_perm, lr, al
 # Index of the "tasks done" counter in ``ws.sync``; block b's claim slot is at
 # SYNC_STRIDE * (b + 1).  Each on its own cache line (64 bytes).
 SYNC_DONE = 0
+# Tasks that raised (only possible in a debugging build: NUMBA_BOUNDSCHECK=1 turns
+# an out-of-bounds access into IndexError; see ``_task_raised``).
+SYNC_FAILED = 1
 SYNC_STRIDE = 8
 # A waiting thread spins this many times (``pause``, ~10-40 ns each) before it
 # starts yielding its core: long past a normal hand-over (~0.1 us), short of a
@@ -609,6 +614,60 @@ def _run_task(
     )
 
 
+if numba.config.BOUNDSCHECK:
+    # A debugging build (NUMBA_BOUNDSCHECK=1: an out-of-bounds access raises
+    # IndexError).  A task that raised must still be counted done, or the threads
+    # waiting for it would wait forever.  Only here: a try block around the task
+    # made threaded fits 2-3x slower (synthetic-adam 340-520 against 135-300 ms).
+    @kernel
+    def _task_raised(
+        data, model, ws, config, coefs, batch, use_perm, lr, step0, alpha, want_sumsq, task, block
+    ):
+        try:
+            _run_task(
+                data,
+                model,
+                ws,
+                config,
+                coefs,
+                batch,
+                use_perm,
+                lr,
+                step0,
+                alpha,
+                want_sumsq,
+                task,
+                block,
+            )
+        except Exception:
+            return True
+        return False
+
+else:
+
+    @kernel(inline="always")
+    def _task_raised(
+        data, model, ws, config, coefs, batch, use_perm, lr, step0, alpha, want_sumsq, task, block
+    ):
+        """Run the task; in a normal build nothing in it can raise."""
+        _run_task(
+            data,
+            model,
+            ws,
+            config,
+            coefs,
+            batch,
+            use_perm,
+            lr,
+            step0,
+            alpha,
+            want_sumsq,
+            task,
+            block,
+        )
+        return False
+
+
 @kernel
 def _crew_member(
     thread, data, model, ws, config, coefs, batch, n_steps, use_perm, lr, step0, alpha, want_sumsq
@@ -638,7 +697,7 @@ def _crew_member(
                 spin_pause()
             else:
                 yield_cpu()
-        _run_task(
+        if _task_raised(
             data,
             model,
             ws,
@@ -652,7 +711,8 @@ def _crew_member(
             want_sumsq,
             task,
             block,
-        )
+        ):
+            atomic_add(sync, SYNC_FAILED, 1)
         atomic_add(sync, SYNC_DONE, 1)
 
 
@@ -676,11 +736,12 @@ def run_steps_parallel(
     """
     sync = ws.sync
     sync[SYNC_DONE] = 0
+    sync[SYNC_FAILED] = 0
     for b in range(config[N_BLOCKS]):
         sync[SYNC_STRIDE * (b + 1)] = -1
     for t in prange(config[N_BLOCKS]):
         _crew_member(
-            t,
+            np.int64(t),  # (one compiled version: prange indices are unsigned)
             data,
             model,
             ws,
@@ -694,6 +755,8 @@ def run_steps_parallel(
             alpha,
             want_sumsq,
         )
+    if sync[SYNC_FAILED] != 0:
+        raise IndexError("a threaded training task raised (out of bounds?); the model is damaged")
 
 
 @kernel(inline="always")
@@ -742,10 +805,7 @@ def _epoch_start(model, ws, config, coefs, counters, use_perm):
 def _step_lr(config, coefs, counters, lr):
     """Count the step; adam's bias-corrected step size (scikit-learn's formula)."""
     counters[STEP] += 1
-    if config[OPTIMIZER] == ADAM:
-        t = counters[STEP]
-        return lr * math.sqrt(1.0 - coefs[BETA2] ** t) / (1.0 - coefs[BETA1] ** t)
-    return lr
+    return _adam_lr(config, coefs, counters[STEP], lr)
 
 
 @kernel(inline="always")
