@@ -377,8 +377,8 @@ class Network:
         Each step, GRADIENT_SUM moves the parameters and the block gradients between
         cores (2 n_params values), ROW_SPLIT the parameters and the minibatch's
         activations and deltas (n_params + 2 batch act_width): the smaller wins.  The
-        split is taken when the time it saves beats what the moving and the hand-over
-        cost (constants above)."""
+        split is taken when the time it saves is more than SPLIT_MARGIN times what the
+        moving and the hand-over cost (constants above)."""
         layout = self._layout
         # (the kernel's own split: at least max(MIN_BLOCK_ROWS, ALIGN) rows a block)
         blocks = max(1, min(threads, batch // max(_train.MIN_BLOCK_ROWS, _train.ALIGN)))

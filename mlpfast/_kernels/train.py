@@ -569,13 +569,14 @@ def _run_task(
 ):
     """Task ``task`` (minibatch ``task // 2``, phase ``task % 2``) for ``block``:
     :func:`block_phase` with the minibatch's own scalars; its results go to the
-    minibatch's row of ``ws.partials``."""
+    minibatch's row of ``ws.partials``.  Returns False: it did not raise (see
+    ``_task_raised``)."""
     s = task // 2
     start = s * batch
     size = min(batch, data.X.shape[0] - start)
     n_blocks = _step_blocks(config, size)
     if block >= n_blocks:
-        return
+        return False
     use_weights, wsum, delta_scale, l2 = _step_setup(
         data, ws, config, coefs, start, size, use_perm, alpha
     )
@@ -612,6 +613,7 @@ def _run_task(
         l2,
         want_sumsq,
     )
+    return False
 
 
 if numba.config.BOUNDSCHECK:
@@ -624,7 +626,7 @@ if numba.config.BOUNDSCHECK:
         data, model, ws, config, coefs, batch, use_perm, lr, step0, alpha, want_sumsq, task, block
     ):
         try:
-            _run_task(
+            return _run_task(
                 data,
                 model,
                 ws,
@@ -641,31 +643,10 @@ if numba.config.BOUNDSCHECK:
             )
         except Exception:
             return True
-        return False
 
 else:
-
-    @kernel(inline="always")
-    def _task_raised(
-        data, model, ws, config, coefs, batch, use_perm, lr, step0, alpha, want_sumsq, task, block
-    ):
-        """Run the task; in a normal build nothing in it can raise."""
-        _run_task(
-            data,
-            model,
-            ws,
-            config,
-            coefs,
-            batch,
-            use_perm,
-            lr,
-            step0,
-            alpha,
-            want_sumsq,
-            task,
-            block,
-        )
-        return False
+    # In a normal build nothing in a task can raise.
+    _task_raised = _run_task
 
 
 @kernel
