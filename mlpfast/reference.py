@@ -324,15 +324,16 @@ class mlp:  # noqa: N801  (the reference's name)
         n = X.shape[0]
         width = self._width
         # Feature-major buffers (see reference_ops); users get (n, n_out) views.
-        work = np.empty((2 * width + X.shape[1], n))
-        zbuf, abuf, xT = work[:width], work[width : 2 * width], work[2 * width :]
-        ops.forward(X, self._params, self._table, kinds, zbuf, abuf, xT)
+        work = np.empty((2 * width + X.shape[1] + 1, n))
+        zbuf, abuf, xT = work[:width], work[width : 2 * width], work[2 * width : -1]
+        zero = work[-1]  # a row of zeros for the kernels' tiles (never shown to users)
+        ops.forward(X, self._params, self._table, kinds, zbuf, abuf, xT, zero)
         z, a = self.z, self.a
         zT, aT = zbuf.T, abuf.T
         for l, (_, n_out, _, _, row) in enumerate(self._geometry, start=1):
             z[l] = zT[:, row : row + n_out]
             a[l] = aT[:, row : row + n_out]
-        self._state = (x, xT, zbuf, abuf, tuple(z), tuple(a))
+        self._state = (x, xT, zbuf, abuf, tuple(z), tuple(a), zero)
         return a[-1]
 
     def backward(self, y, yhat):
@@ -357,7 +358,7 @@ class mlp:  # noqa: N801  (the reference's name)
         """May this backward run on the fused kernel?  Only with the forward's own
         arrays still in place and targets of the forward's row count (the kernel has
         no bounds checks) in a dtype it reproduces (``_FUSED_TARGET_DTYPES``)."""
-        _, xT, _, _, zs, acts = self._state
+        _, xT, _, _, zs, acts, _ = self._state
         n = xT.shape[1]
         return (
             type(y) is np.ndarray
@@ -375,7 +376,7 @@ class mlp:  # noqa: N801  (the reference's name)
     def _backward_fused(self, y, yhat) -> bool:
         """The fused backward; False (nothing changed) when integer targets are too
         large to reproduce numpy's arithmetic in float64."""
-        _, xT, zbuf, abuf, _, _ = self._state
+        _, xT, zbuf, abuf, _, _, zero = self._state
         kinds, factors = self._plan
         # One fresh allocation for dz, da (feature-major), da[0] and the gradients.
         width, n = zbuf.shape
@@ -398,6 +399,7 @@ class mlp:  # noqa: N801  (the reference's name)
             dabuf,
             grads,
             da_input,
+            zero,
         )
         if not exact:
             return False

@@ -111,6 +111,58 @@ def test_step_by_step_equals_the_oracle_on_random_architectures(seed):
     assert fast._plan
 
 
+def _tanh_derivative(z):
+    return 1 - np.tanh(z) ** 2
+
+
+def _identity(z):
+    return z
+
+
+def _one(z):
+    return np.ones_like(z)
+
+
+@pytest.mark.parametrize(
+    "hidden, rtol",
+    # tanh: the kernel's libm tanh and numpy's differ by an ulp here and there,
+    # which three steps with these large weights grow to ~2e-12.
+    [
+        ((ref_relu, ref_drelu), 1e-12),
+        ((np.tanh, _tanh_derivative), 1e-10),
+        ((_identity, _one), 1e-12),
+    ],
+    ids=["relu", "tanh", "identity"],
+)
+def test_every_tile_shape_equals_the_oracle(hidden, rtol):
+    """Layers of 1-7 units: the kernels' 4-unit tiles with every remainder (1-4
+    units, 1-4 inputs padded with zeros), the per-unit passes for more than 4
+    inputs, and the fused ReLU next to the separate activation pass."""
+    sizes = [5, 1, 2, 3, 4, 7, 2]
+    n_layers = len(sizes) - 1
+    acts = [hidden[0]] * (n_layers - 1) + [ref_sigmoid]
+    ders = [hidden[1]] * (n_layers - 1) + [ref_dsigmoid]
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((37, sizes[0]))
+    y = (rng.random((37, sizes[-1])) < 0.5).astype(float)
+    ref = ReferenceMLP(sizes, acts, ders, ref_d_cross_entropy)
+    fast = R.mlp(sizes, acts, ders, ref_d_cross_entropy)
+    for model in (ref, fast):
+        model.initialize(3)
+        for l in range(1, n_layers + 1):  # larger weights: units on both sides of 0
+            model.W[l] *= 10
+        for _ in range(3):
+            model.forward(X)
+            model.backward(y, model.a[-1])
+            model.update(0.05)
+    assert fast._plan
+    for name in ("z", "a", "dz", "dW", "db", "W", "b", "da"):
+        for l in range(1, n_layers + 1):
+            r, f = getattr(ref, name)[l], getattr(fast, name)[l]
+            np.testing.assert_allclose(f, r, rtol=rtol, atol=1e-14, err_msg=f"{name}[{l}]")
+    np.testing.assert_allclose(fast.da[0], ref.da[0], rtol=rtol, atol=1e-14)
+
+
 def test_unknown_callables_are_called_as_written():
     calls = []
 
