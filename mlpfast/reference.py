@@ -26,9 +26,11 @@ assumed to be pure elementwise functions (no side effects, no state); set
 whenever you replace an entry of ``W``/``b`` (or ``dW``/``db`` before ``update``)
 with an array of your own: such steps run on the numpy path, on your arrays.
 
-Like the reference, every call returns fresh ``z``, ``a``, ``dz``, ``dW``, ``db``
-and ``da`` arrays (views into one fresh buffer per call), and ``update`` changes
-``W`` and ``b`` in place.  One visible difference: on the fused path ``z[l]``,
+Like the reference, every call shows new ``z``, ``a``, ``dz``, ``dW``, ``db`` and
+``da`` arrays (views into one buffer per call), and ``update`` changes ``W`` and
+``b`` in place.  An array you keep (or a view you took of one) is never written
+again; arrays nobody refers to any more are reused two calls later instead of
+being made anew, which nothing outside the model can observe.  One visible difference: on the fused path ``z[l]``,
 ``a[l]``, ``dz[l]`` and ``da[l]`` are Fortran-ordered (n, n_out) views (the kernels
 work unit by unit along samples); their values, shapes and dtypes are the
 reference's.
@@ -36,6 +38,7 @@ reference's.
 
 from __future__ import annotations
 
+import sys
 from operator import is_
 
 import numpy as np
@@ -209,6 +212,127 @@ def recognise_loss_derivative(function):
     return None
 
 
+# --------------------------------------------------------------------------- the lists
+class _Entries(list):
+    """One of the eight per-layer lists (``z``, ``W``, ``b``, ``a``, ``dz``, ``dW``,
+    ``db``, ``da``): a plain list that notes when its entries change.
+
+    The fused path may only run while the lists hold its own arrays.  Checking every
+    entry's identity costs ~0.3 us a list, six lists a step; reading a flag costs
+    nothing.  ``edited`` starts True ("not checked"); every way to change a list
+    (item or slice assignment, ``del``, ``append``, ``+=`` ...) sets it, and the
+    fused path clears it when it records what the list holds (writing its own
+    entries with ``list``'s methods, which leave the flag alone).  A set flag only
+    means "compare entry by entry" again.
+    """
+
+    __slots__ = ("edited",)
+
+    def __init__(self, items=()):
+        super().__init__(items)
+        self.edited = True
+
+    def __setitem__(self, index, value):
+        self.edited = True
+        list.__setitem__(self, index, value)
+
+
+def _noting_edits(name):
+    change = getattr(list, name)
+
+    def method(self, *args, **kwargs):
+        self.edited = True
+        return change(self, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = change.__doc__
+    return method
+
+
+for _name in (
+    "__delitem__",
+    "__iadd__",
+    "__imul__",
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+):
+    setattr(_Entries, _name, _noting_edits(_name))
+
+
+def _show(entries, items, span):
+    """entries[l] = items[l - span.start] for l in ``span`` (up to L - 1): the fused
+    path's arrays.  The model's own lists take them by ``list``'s slice assignment,
+    in C."""
+    if type(entries) is _Entries and len(entries) == span.stop:
+        list.__setitem__(entries, span, items)
+        return
+    for l, item in enumerate(items, start=span.start):
+        entries[l] = item
+
+
+def _holds(entries, own, snapshot) -> bool:
+    """Does ``entries`` (one of the model's lists now) hold the arrays of
+    ``snapshot``?  ``own`` is the model's own list: if ``entries`` is it and it is
+    unedited, it still holds what the fused path recorded."""
+    if entries is own and not own.edited:
+        return True
+    same = all(map(is_, entries, snapshot))
+    if same and entries is own:
+        own.edited = False  # checked: the flag stands for the snapshot again
+    return same
+
+
+def _alone() -> int:
+    """What ``map(sys.getrefcount, t)`` reports for an object that only tuple ``t``
+    refers to (measured, not assumed: interpreters count borrowed references
+    differently)."""
+    return next(map(sys.getrefcount, (np.empty(0),)))
+
+
+_ALONE = _alone()
+
+
+class _Recycler:
+    """The fused path's arrays (buffers and the views shown in ``z``, ``a``, ...),
+    two sets used in turn, like the reference's fresh arrays but without making new
+    ones each call.
+
+    A set is used again only when nothing but the set itself refers to any of its
+    arrays: not the model's lists, not a user's variable (the tutorial's loop keeps
+    the previous ``yhat = model.a[-1]``, hence two sets), not a view a user took of
+    one of them (it refers to the buffer the views share).  Otherwise a new set is
+    made, as the reference would.  So no array a user can still see is ever
+    overwritten, and the views need not be made again: making ~25 views and two
+    buffers cost ~6 us of a 40 us tutorial step (measured).
+    """
+
+    __slots__ = ("sets", "turn")
+
+    def __init__(self):
+        self.sets = [None, None]
+        self.turn = 0
+
+    def get(self, key, make):
+        """The arrays for ``key`` (their shapes): the set from two calls ago when
+        unobserved, else ``make()`` (a tuple: the buffer, then views of it)."""
+        self.turn ^= 1
+        old = self.sets[self.turn]
+        if old is not None and old[0] == key and tuple(map(sys.getrefcount, old[1])) == old[2]:
+            return old[1]
+        arrays = make()
+        # Unobserved: each view referred to by the tuple alone, the buffer by the
+        # tuple and by each view (its base).
+        n_views = len(arrays) - 1
+        self.sets[self.turn] = (key, arrays, (_ALONE + n_views,) + (_ALONE,) * n_views)
+        return arrays
+
+
 # --------------------------------------------------------------------------- the class
 class mlp:  # noqa: N801  (the reference's name)
     """Multilayer perceptron, the reference trainer's class (see the module doc).
@@ -238,13 +362,18 @@ class mlp:  # noqa: N801  (the reference's name)
             "Only positive integral number of perceptons is allowed in each layer"
         )
         L = len(self.layersizes)
-        self.z, self.W, self.b, self.a = [None] * L, [None] * L, [None] * L, [None] * L
-        self.dz, self.dW, self.db, self.da = [None] * L, [None] * L, [None] * L, [None] * L
+        self.z, self.W, self.b, self.a = (_Entries([None] * L) for _ in range(4))
+        self.dz, self.dW, self.db, self.da = (_Entries([None] * L) for _ in range(4))
+        # The lists as created, to tell them from lists a user assigns in their place.
+        self._z_list, self._W_list, self._b_list, self._a_list = self.z, self.W, self.b, self.a
+        self._dW_list, self._db_list = self.dW, self.db
         self.fused = True
         self._own_W = self._own_b = None
         self._plan = None  # recognised kinds, worked out on first use
         self._params = None  # flat buffer behind W and b (set by initialize)
         self._state = None  # per-call buffers of the fused path
+        self._forward_arrays, self._backward_arrays = _Recycler(), _Recycler()
+        self._grads = None  # the fused backward's gradients and the dW/db it showed
 
     # ---------------------------------------------------------------- set-up
     def initialize(self, seed=42):
@@ -272,7 +401,45 @@ class mlp:  # noqa: N801  (the reference's name)
         # The same geometry as plain ints: iterating a numpy table costs ~1 us a row.
         self._geometry = tuple(tuple(int(v) for v in row) for row in table)
         self._width = int(table[-1, ops.T_ROW] + table[-1, ops.T_OUT])
+        # Indexing keys, made once: building the tuple of slices per view doubles
+        # the ~70 ns a view costs, and a step makes about twenty.
+        geometry = self._geometry
+        self._span = slice(1, len(sizes))
+        self._unit_keys = tuple((slice(None), slice(r, r + m)) for _, m, _, _, r in geometry)
+        self._W_keys = tuple((slice(w, w + k * m), (k, m)) for k, m, w, _, _ in geometry)
+        self._b_keys = tuple((slice(b, b + m), (1, m)) for _, m, _, b, _ in geometry)
+        self._snapshot_parameters()
+
+    def _snapshot_parameters(self):
         self._own_W, self._own_b = list(self.W), list(self.b)
+        self._W_list.edited = self._b_list.edited = False
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for name in ("_state", "_grads", "_forward_arrays", "_backward_arrays"):
+            state.pop(name, None)  # per-call buffers: made again after unpickling
+        return state
+
+    def __setstate__(self, state):
+        """Unpickled (or deep-copied), ``W``/``b`` are copies that no longer share the
+        flat buffer the kernels update: copy their values into it and show its views
+        again (entries the user had replaced with arrays of their own stay theirs)."""
+        self.__dict__.update(state)
+        self._state = self._grads = None
+        self._forward_arrays, self._backward_arrays = _Recycler(), _Recycler()
+        if self._params is None:
+            return
+        for l, (n_in, n_out, w0, b0, _) in enumerate(self._geometry, start=1):
+            W = self._params[w0 : w0 + n_in * n_out].reshape(n_in, n_out)
+            b = self._params[b0 : b0 + n_out].reshape(1, n_out)
+            W[...], b[...] = self._own_W[l], self._own_b[l]
+            if self.W[l] is self._own_W[l]:
+                self.W[l] = W
+            if self.b[l] is self._own_b[l]:
+                self.b[l] = b
+            self._own_W[l], self._own_b[l] = W, b
+        if all(map(is_, self.W, self._own_W)) and all(map(is_, self.b, self._own_b)):
+            self._snapshot_parameters()
 
     def _fused_plan(self):
         """The recognised kinds, or None when a callable is not one we know."""
@@ -292,8 +459,14 @@ class mlp:  # noqa: N801  (the reference's name)
 
     def _parameters_are_ours(self) -> bool:
         """Do W and b still hold the views of our flat buffer (not arrays of the user's)?"""
-        own = self._own_W
-        return own is not None and all(map(is_, self.W, own)) and all(map(is_, self.b, self._own_b))
+        W, b = self.W, self.b
+        if W is self._W_list and b is self._b_list and not (W.edited or b.edited):
+            return True  # unedited since initialize or the last check
+        return (
+            self._own_W is not None
+            and _holds(W, self._W_list, self._own_W)
+            and _holds(b, self._b_list, self._own_b)
+        )
 
     @staticmethod
     def _fusable_input(x) -> bool:
@@ -321,20 +494,27 @@ class mlp:  # noqa: N801  (the reference's name)
     def _forward_fused(self, x, plan):
         kinds, _ = plan
         X = x if x.dtype == np.float64 else x.astype(np.float64)
-        n = X.shape[0]
-        width = self._width
-        # Feature-major buffers (see reference_ops); users get (n, n_out) views.
-        work = np.empty((2 * width + X.shape[1] + 1, n))
-        zbuf, abuf, xT = work[:width], work[width : 2 * width], work[2 * width : -1]
-        zero = work[-1]  # a row of zeros for the kernels' tiles (never shown to users)
+        arrays = self._forward_arrays.get(X.shape, lambda: self._new_forward_arrays(*X.shape))
+        _, zbuf, abuf, xT, zero = arrays[:5]
         ops.forward(X, self._params, self._table, kinds, zbuf, abuf, xT, zero)
-        z, a = self.z, self.a
-        zT, aT = zbuf.T, abuf.T
-        for l, (_, n_out, _, _, row) in enumerate(self._geometry, start=1):
-            z[l] = zT[:, row : row + n_out]
-            a[l] = aT[:, row : row + n_out]
+        z, a, span = self.z, self.a, self._span
+        L1 = span.stop - 1
+        _show(z, arrays[5 : 5 + L1], span)
+        _show(a, arrays[5 + L1 :], span)
+        self._z_list.edited = self._a_list.edited = False  # they hold the snapshot below
         self._state = (x, xT, zbuf, abuf, tuple(z), tuple(a), zero)
         return a[-1]
+
+    def _new_forward_arrays(self, n, d):
+        """(buffer, z rows, a rows, x transposed, a row of zeros, the z views, the a
+        views): feature-major buffers (see reference_ops); users see (n, n_out) views."""
+        width = self._width
+        work = np.empty((2 * width + d + 1, n))
+        zbuf, abuf, xT = work[:width], work[width : 2 * width], work[2 * width : -1]
+        zero = work[-1]  # zeros for the kernels' tiles, never shown to users
+        zT, aT = zbuf.T, abuf.T
+        keys = self._unit_keys
+        return (work, zbuf, abuf, xT, zero, *map(zT.__getitem__, keys), *map(aT.__getitem__, keys))
 
     def backward(self, y, yhat):
         """Back-propagate dL/dyhat = lossderiv(y, yhat) through the stored z and a."""
@@ -368,23 +548,19 @@ class mlp:  # noqa: N801  (the reference's name)
             and yhat.shape[0] == n
             and yhat.dtype == np.float64
             and y.dtype in _FUSED_TARGET_DTYPES
-            and all(map(is_, self.a, acts))  # a[0] is still x, a[l] our outputs
-            and all(map(is_, self.z, zs))
+            and _holds(self.a, self._a_list, acts)  # a[0] is still x, a[l] ours
+            and _holds(self.z, self._z_list, zs)
             and self._parameters_are_ours()
         )
 
     def _backward_fused(self, y, yhat) -> bool:
-        """The fused backward; False (nothing changed) when integer targets are too
+        """The fused backward; False (nothing shown) when integer targets are too
         large to reproduce numpy's arithmetic in float64."""
         _, xT, zbuf, abuf, _, _, zero = self._state
         kinds, factors = self._plan
-        # One fresh allocation for dz, da (feature-major), da[0] and the gradients.
-        width, n = zbuf.shape
-        work = np.empty(2 * zbuf.size + xT.size + self._params.size)
-        dzbuf = work[: zbuf.size].reshape(width, n)
-        dabuf = work[zbuf.size : 2 * zbuf.size].reshape(width, n)
-        da_input = work[2 * zbuf.size : 2 * zbuf.size + xT.size].reshape(xT.shape)
-        grads = work[2 * zbuf.size + xT.size :]
+        key = (zbuf.shape, xT.shape[0])
+        arrays = self._backward_arrays.get(key, lambda: self._new_backward_arrays(*key))
+        _, dzbuf, dabuf, da_input, grads = arrays[:5]
         exact = ops.backward(
             y,
             yhat,
@@ -403,27 +579,50 @@ class mlp:  # noqa: N801  (the reference's name)
         )
         if not exact:
             return False
-        self.da[0] = da_input.T
+        span = self._span
+        L1 = span.stop - 1
         dz, da, dW, db = self.dz, self.da, self.dW, self.db
-        dzT, daT = dzbuf.T, dabuf.T
-        for l, (n_in, n_out, w0, b0, row) in enumerate(self._geometry, start=1):
-            dz[l] = dzT[:, row : row + n_out]
-            da[l] = daT[:, row : row + n_out]
-            dW[l] = grads[w0 : w0 + n_in * n_out].reshape(n_in, n_out)
-            db[l] = grads[b0 : b0 + n_out].reshape(1, n_out)
-        self._grads = (grads, dW[1:], db[1:])
+        _show(da, arrays[5 : 6 + L1], slice(0, span.stop))  # da[0] (da_input.T) and da[l]
+        _show(dz, arrays[6 + L1 : 6 + 2 * L1], span)
+        _show(dW, arrays[6 + 2 * L1 : 6 + 3 * L1], span)
+        _show(db, arrays[6 + 3 * L1 :], span)
+        self._dW_list.edited = self._db_list.edited = False  # they hold the snapshot below
+        self._grads = (grads, tuple(dW), tuple(db))
         return True
+
+    def _new_backward_arrays(self, shape, d):
+        """(buffer, dz rows, da rows, da[0] rows, gradients, da[0]'s view, the da,
+        dz, dW and db views), in one fresh buffer."""
+        width, n = shape
+        size = width * n
+        work = np.empty(2 * size + d * n + self._params.size)
+        dzbuf = work[:size].reshape(width, n)
+        dabuf = work[size : 2 * size].reshape(width, n)
+        da_input = work[2 * size : 2 * size + d * n].reshape(d, n)
+        grads = work[2 * size + d * n :]
+        dzT, daT = dzbuf.T, dabuf.T
+        keys = self._unit_keys
+        return (
+            work,
+            dzbuf,
+            dabuf,
+            da_input,
+            grads,
+            da_input.T,
+            *map(daT.__getitem__, keys),
+            *map(dzT.__getitem__, keys),
+            *(grads[k].reshape(dims) for k, dims in self._W_keys),
+            *(grads[k].reshape(dims) for k, dims in self._b_keys),
+        )
 
     def update(self, eta):
         """Gradient step in place: W[k] -= eta * dW[k]; b[k] -= eta * db[k]."""
-        grads = getattr(self, "_grads", None)
+        grads = self._grads
         if (
             grads is not None
             and self._parameters_are_ours()
-            and all(
-                self.dW[l] is grads[1][l - 1] and self.db[l] is grads[2][l - 1]
-                for l in range(1, len(self.layersizes))
-            )
+            and _holds(self.dW, self._dW_list, grads[1])
+            and _holds(self.db, self._db_list, grads[2])
             and isinstance(eta, (int, float))
             and not isinstance(eta, bool)
         ):

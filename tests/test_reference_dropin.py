@@ -1,5 +1,8 @@
 """The drop-in ``mlpfast.reference`` against REFERENCE.md and the numpy oracle."""
 
+import pickle
+import weakref
+
 import numpy as np
 import pytest
 from oracle import (
@@ -237,6 +240,52 @@ def test_replaced_weights_are_used_and_updated_in_place():
     np.testing.assert_allclose(fast.W[2], ref.W[2], rtol=1e-14)
 
 
+@pytest.mark.parametrize("how", ["slice", "extend"])
+def test_weights_replaced_through_any_list_method_are_used(how):
+    """Every way to change the lists counts, not only ``W[l] = ...``."""
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((20, 2)), (rng.random((20, 1)) < 0.5).astype(float)
+    functions = [ref_relu, ref_sigmoid], [ref_drelu, ref_dsigmoid], ref_d_cross_entropy
+    ref, fast = ReferenceMLP([2, 3, 1], *functions), R.mlp([2, 3, 1], *functions)
+    ref.initialize()
+    fast.initialize()
+    mine = np.full((3, 1), -0.2)
+    ref.W[2] = mine.copy()
+    if how == "slice":
+        fast.W[2:3] = [mine]
+    else:
+        del fast.W[2]
+        fast.W.extend([mine])
+    for model in (ref, fast):
+        for _ in range(2):
+            model.forward(X)
+            model.backward(y, model.a[-1])
+            model.update(0.5)
+    assert fast.W[2] is mine
+    np.testing.assert_allclose(mine, ref.W[2], rtol=1e-14)
+    np.testing.assert_allclose(fast.W[1], ref.W[1], rtol=1e-14)
+
+
+def test_a_pickled_model_goes_on_training_its_own_weights():
+    rng = np.random.default_rng(8)
+    X, y = rng.standard_normal((25, 2)), (rng.random((25, 1)) < 0.5).astype(float)
+    model = R.mlp([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
+    model.initialize()
+    model.forward(X)
+    model.backward(y, model.a[-1])
+    model.update(0.5)
+    twin = pickle.loads(pickle.dumps(model))
+    for m in (model, twin):
+        for _ in range(3):
+            m.forward(X)
+            m.backward(y, m.a[-1])
+            m.update(0.5)
+    for l in (1, 2):
+        np.testing.assert_array_equal(twin.W[l], model.W[l])
+        np.testing.assert_array_equal(twin.b[l], model.b[l])
+    assert twin._parameters_are_ours()  # still on the fused path, updating what it shows
+
+
 def test_each_call_returns_fresh_arrays():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((10, 2))
@@ -250,6 +299,58 @@ def test_each_call_returns_fresh_arrays():
     assert second is not first
     np.testing.assert_array_equal(first, kept)
     assert not np.array_equal(second, first)
+
+
+def test_arrays_a_user_keeps_are_never_overwritten():
+    """The fused path reuses its arrays two calls later, but only those nothing
+    outside the model refers to: arrays a user keeps, and views taken of them, keep
+    their values whatever the model does next (as the reference's fresh arrays do)."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((50, 2))
+    y = (rng.random((50, 1)) < 0.5).astype(float)
+    functions = [R.relu, R.relu, R.sigmoid], [R.drelu, R.drelu, R.dsigmoid]
+    model = R.mlp([2, 4, 3, 1], *functions, R.d_cross_entropy)
+    model.initialize()
+    kept = []
+
+    def keep(array):
+        kept.append((array, array.copy()))
+
+    for step in range(8):
+        yhat = model.forward(X)
+        if step == 1:
+            keep(model.a[-1])
+            keep(model.z[1])
+        if step == 2:
+            keep(model.a[1][:, 0])  # a view of a view: refers to the buffer only
+        model.backward(y, yhat)
+        if step == 3:
+            for array in (model.dW[1], model.db[2], model.da[0], model.dz[2]):
+                keep(array)
+        if step == 4:
+            keep(model.dW[2].ravel())
+        model.update(0.5)
+    for array, copy in kept:
+        np.testing.assert_array_equal(array, copy)
+
+
+def test_arrays_nobody_keeps_are_recycled():
+    """Without outside references the model alternates between two sets of arrays
+    (so the tutorial's loop makes no new buffers or views after its second step)."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 2))
+    y = (rng.random((30, 1)) < 0.5).astype(float)
+    model = R.mlp([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
+    model.initialize()
+    shown = []  # weak references: they do not count as keeping an array
+    for _ in range(6):
+        yhat = model.forward(X)
+        model.backward(y, yhat)
+        model.update(0.1)
+        shown.append([weakref.ref(a) for a in (model.a[1], model.z[2], model.dW[1], model.da[0])])
+    for step in range(2, 6):
+        for now, before in zip(shown[step], shown[step - 2], strict=True):
+            assert now() is not None and now() is before()
 
 
 def test_the_reference_asserts():
