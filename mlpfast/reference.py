@@ -30,15 +30,16 @@ Like the reference, every call shows new ``z``, ``a``, ``dz``, ``dW``, ``db`` an
 ``da`` arrays (views into one buffer per call), and ``update`` changes ``W`` and
 ``b`` in place.  An array you keep (or a view you took of one) is never written
 again; arrays nobody refers to any more are reused two calls later instead of
-being made anew, which nothing outside the model can observe.  One visible difference: on the fused path ``z[l]``,
-``a[l]``, ``dz[l]`` and ``da[l]`` are Fortran-ordered (n, n_out) views (the kernels
-work unit by unit along samples); their values, shapes and dtypes are the
-reference's.
+being made anew, which nothing outside the model can observe.  One visible
+difference: on the fused path ``z[l]``, ``a[l]``, ``dz[l]`` and ``da[l]`` are
+Fortran-ordered (n, n_out) views (the kernels work unit by unit along samples);
+their values, shapes and dtypes are the reference's.
 """
 
 from __future__ import annotations
 
 import sys
+import weakref
 from operator import is_
 
 import numpy as np
@@ -215,33 +216,38 @@ def recognise_loss_derivative(function):
 # --------------------------------------------------------------------------- the lists
 class _Entries(list):
     """One of the eight per-layer lists (``z``, ``W``, ``b``, ``a``, ``dz``, ``dW``,
-    ``db``, ``da``): a plain list that notes when its entries change.
+    ``db``, ``da``): a plain list that remembers which record of the fused path it
+    holds, until anything changes it.
 
     The fused path may only run while the lists hold its own arrays.  Checking every
-    entry's identity costs ~0.3 us a list, six lists a step; reading a flag costs
-    nothing.  ``edited`` starts True ("not checked"); every way to change a list
-    (item or slice assignment, ``del``, ``append``, ``+=`` ...) sets it, and the
-    fused path clears it when it records what the list holds (writing its own
-    entries with ``list``'s methods, which leave the flag alone).  A set flag only
-    means "compare entry by entry" again.
+    entry's identity costs ~0.3 us a list, six lists a step; comparing one token
+    costs nothing.  When the fused path has written a model's own list it sets
+    ``record`` to the token of what it wrote (a fresh object each time); every way
+    to change a list (item or slice assignment, ``del``, ``append``, ``+=`` ...)
+    resets it to None, which only means "compare entry by entry" again.  Copies
+    and unpickled lists start with None.
     """
 
-    __slots__ = ("edited",)
+    __slots__ = ("record",)
 
     def __init__(self, items=()):
         super().__init__(items)
-        self.edited = True
+        self.record = None
 
     def __setitem__(self, index, value):
-        self.edited = True
+        self.record = None
         list.__setitem__(self, index, value)
+
+    def __reduce__(self):
+        # Any pickle protocol (``__slots__`` alone would refuse protocols 0 and 1).
+        return (_Entries, (list(self),))
 
 
 def _noting_edits(name):
     change = getattr(list, name)
 
     def method(self, *args, **kwargs):
-        self.edited = True
+        self.record = None
         return change(self, *args, **kwargs)
 
     method.__name__ = method.__qualname__ = name
@@ -265,26 +271,27 @@ for _name in (
     setattr(_Entries, _name, _noting_edits(_name))
 
 
-def _show(entries, items, span):
+def _show(entries, own, items, span, token):
     """entries[l] = items[l - span.start] for l in ``span`` (up to L - 1): the fused
-    path's arrays.  The model's own lists take them by ``list``'s slice assignment,
-    in C."""
-    if type(entries) is _Entries and len(entries) == span.stop:
-        list.__setitem__(entries, span, items)
+    path's arrays.  ``own``, the model's own list, takes them by ``list``'s slice
+    assignment (in C) and remembers ``token``; any other list item by item."""
+    if entries is own and len(own) == span.stop:
+        list.__setitem__(own, span, items)
+        own.record = token
         return
     for l, item in enumerate(items, start=span.start):
         entries[l] = item
 
 
-def _holds(entries, own, snapshot) -> bool:
-    """Does ``entries`` (one of the model's lists now) hold the arrays of
-    ``snapshot``?  ``own`` is the model's own list: if ``entries`` is it and it is
-    unedited, it still holds what the fused path recorded."""
-    if entries is own and not own.edited:
+def _holds(entries, own, token, snapshot) -> bool:
+    """Does ``entries`` (one of the model's lists now) hold exactly the arrays of
+    ``snapshot``, the record ``token``?  At once when it is ``own`` (the model's own
+    list) and unchanged since; otherwise entry by entry."""
+    if entries is own and own.record is token:
         return True
-    same = all(map(is_, entries, snapshot))
+    same = len(entries) == len(snapshot) and all(map(is_, entries, snapshot))
     if same and entries is own:
-        own.edited = False  # checked: the flag stands for the snapshot again
+        own.record = token  # checked: it holds that record again
     return same
 
 
@@ -306,8 +313,8 @@ class _Recycler:
     A set is used again only when nothing but the set itself refers to any of its
     arrays: not the model's lists, not a user's variable (the tutorial's loop keeps
     the previous ``yhat = model.a[-1]``, hence two sets), not a view a user took of
-    one of them (it refers to the buffer the views share).  Otherwise a new set is
-    made, as the reference would.  So no array a user can still see is ever
+    one of them (it refers to the buffer the views share), not a weak reference.
+    Otherwise a new set is made, as the reference would.  So no array a user can still see is ever
     overwritten, and the views need not be made again: making ~25 views and two
     buffers cost ~6 us of a 40 us tutorial step (measured).
     """
@@ -323,7 +330,12 @@ class _Recycler:
         unobserved, else ``make()`` (a tuple: the buffer, then views of it)."""
         self.turn ^= 1
         old = self.sets[self.turn]
-        if old is not None and old[0] == key and tuple(map(sys.getrefcount, old[1])) == old[2]:
+        if (
+            old is not None
+            and old[0] == key
+            and tuple(map(sys.getrefcount, old[1])) == old[2]
+            and not any(map(weakref.getweakrefcount, old[1]))  # a weak ref can watch, too
+        ):
             return old[1]
         arrays = make()
         # Unobserved: each view referred to by the tuple alone, the buffer by the
@@ -367,9 +379,13 @@ class mlp:  # noqa: N801  (the reference's name)
         # The lists as created, to tell them from lists a user assigns in their place.
         self._z_list, self._W_list, self._b_list, self._a_list = self.z, self.W, self.b, self.a
         self._dW_list, self._db_list = self.dW, self.db
+        self._lists = (self.z, self.W, self.b, self.a, self.dz, self.dW, self.db, self.da)
         self.fused = True
         self._own_W = self._own_b = None
+        self._own_token = None  # the record of W and b (see _Entries)
+        self._linked = True  # False after unpickling, until W and b are views again
         self._plan = None  # recognised kinds, worked out on first use
+        self._plan_for = None  # the callables the plan was made for
         self._params = None  # flat buffer behind W and b (set by initialize)
         self._state = None  # per-call buffers of the fused path
         self._forward_arrays, self._backward_arrays = _Recycler(), _Recycler()
@@ -411,24 +427,43 @@ class mlp:  # noqa: N801  (the reference's name)
         self._snapshot_parameters()
 
     def _snapshot_parameters(self):
+        """Record W and b as the views of the flat buffer the kernels update."""
         self._own_W, self._own_b = list(self.W), list(self.b)
-        self._W_list.edited = self._b_list.edited = False
+        self._own_token = token = object()
+        for entries, own in ((self.W, self._W_list), (self.b, self._b_list)):
+            if entries is own:
+                own.record = token
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in ("_state", "_grads", "_forward_arrays", "_backward_arrays"):
-            state.pop(name, None)  # per-call buffers: made again after unpickling
+        for name in ("_state", "_grads", "_forward_arrays", "_backward_arrays", "_own_token"):
+            state.pop(name, None)  # per-call buffers and tokens: made again after unpickling
         return state
 
     def __setstate__(self, state):
         """Unpickled (or deep-copied), ``W``/``b`` are copies that no longer share the
-        flat buffer the kernels update: copy their values into it and show its views
-        again (entries the user had replaced with arrays of their own stay theirs)."""
+        flat buffer the kernels update: until :meth:`_relink` can make them views of
+        it again, steps run on the numpy path, which updates them in place."""
         self.__dict__.update(state)
-        self._state = self._grads = None
+        self._state = self._grads = self._own_token = None
         self._forward_arrays, self._backward_arrays = _Recycler(), _Recycler()
-        if self._params is None:
-            return
+        self._linked = self._params is None
+
+    def _relink(self) -> bool:
+        """After unpickling: replace the copies of our views in ``W``/``b`` by views of
+        the flat buffer (holding their values), when nothing outside the model refers
+        to them (a user who kept one would see it stop changing); then the fused
+        path runs again.  Until then, False: try again at the next call."""
+        if len(self.W) != len(self._own_W) or len(self.b) != len(self._own_b):
+            return False
+        own = self._own_W[1:] + self._own_b[1:]
+        shown = [s is o for s, o in zip(self.W[1:] + self.b[1:], own, strict=True)]
+        # Unobserved: referred to by ``own`` (the list made here, hence _ALONE), the
+        # model's snapshot list, and its W/b list when still there; no weak refs.
+        expected = tuple(_ALONE + 1 + there for there in shown)
+        if tuple(map(sys.getrefcount, own)) != expected or any(map(weakref.getweakrefcount, own)):
+            return False
+        del own
         for l, (n_in, n_out, w0, b0, _) in enumerate(self._geometry, start=1):
             W = self._params[w0 : w0 + n_in * n_out].reshape(n_in, n_out)
             b = self._params[b0 : b0 + n_out].reshape(1, n_out)
@@ -438,12 +473,25 @@ class mlp:  # noqa: N801  (the reference's name)
             if self.b[l] is self._own_b[l]:
                 self.b[l] = b
             self._own_W[l], self._own_b[l] = W, b
-        if all(map(is_, self.W, self._own_W)) and all(map(is_, self.b, self._own_b)):
-            self._snapshot_parameters()
+        self._snapshot_parameters()
+        self._linked = True
+        return True
 
     def _fused_plan(self):
-        """The recognised kinds, or None when a callable is not one we know."""
-        if self._plan is None:
+        """The recognised kinds, or None when a callable is not one we know (worked
+        out again when the user assigns other callables)."""
+        callables = (self.activations, self.derivatives, self.lossderiv)
+        made_for = self._plan_for
+        if (
+            self._plan is None
+            or made_for is None
+            or callables[2] is not made_for[2]
+            or not all(map(is_, callables[0], made_for[0]))
+            or not all(map(is_, callables[1], made_for[1]))
+            or len(callables[0]) != len(made_for[0])
+            or len(callables[1]) != len(made_for[1])
+        ):
+            self._plan_for = (tuple(callables[0]), tuple(callables[1]), callables[2])
             acts = [recognise_activation(f) for f in self.activations]
             derivs = [recognise_derivative(f) for f in self.derivatives]
             loss = recognise_loss_derivative(self.lossderiv)
@@ -459,13 +507,16 @@ class mlp:  # noqa: N801  (the reference's name)
 
     def _parameters_are_ours(self) -> bool:
         """Do W and b still hold the views of our flat buffer (not arrays of the user's)?"""
-        W, b = self.W, self.b
-        if W is self._W_list and b is self._b_list and not (W.edited or b.edited):
-            return True  # unedited since initialize or the last check
+        W, b, token = self.W, self.b, self._own_token
+        if token is not None and W is self._W_list and b is self._b_list:
+            if W.record is token and b.record is token:
+                return True  # unchanged since initialize or the last check
+        if not self._linked and (self._own_W is None or not self._relink()):
+            return False
         return (
             self._own_W is not None
-            and _holds(W, self._W_list, self._own_W)
-            and _holds(b, self._b_list, self._own_b)
+            and _holds(W, self._W_list, self._own_token, self._own_W)
+            and _holds(b, self._b_list, self._own_token, self._own_b)
         )
 
     @staticmethod
@@ -499,10 +550,10 @@ class mlp:  # noqa: N801  (the reference's name)
         ops.forward(X, self._params, self._table, kinds, zbuf, abuf, xT, zero)
         z, a, span = self.z, self.a, self._span
         L1 = span.stop - 1
-        _show(z, arrays[5 : 5 + L1], span)
-        _show(a, arrays[5 + L1 :], span)
-        self._z_list.edited = self._a_list.edited = False  # they hold the snapshot below
-        self._state = (x, xT, zbuf, abuf, tuple(z), tuple(a), zero)
+        token = object()
+        _show(z, self._z_list, arrays[5 : 5 + L1], span, token)
+        _show(a, self._a_list, arrays[5 + L1 :], span, token)
+        self._state = (x, xT, zbuf, abuf, tuple(z), tuple(a), zero, token)
         return a[-1]
 
     def _new_forward_arrays(self, n, d):
@@ -522,6 +573,7 @@ class mlp:  # noqa: N801  (the reference's name)
         assert y.shape == yhat.shape, "Output size doesn't match reference"
         if (
             self._state is not None
+            and self.fused
             and self._fused_backward_ok(y, yhat)
             and self._backward_fused(y, yhat)
         ):
@@ -538,7 +590,7 @@ class mlp:  # noqa: N801  (the reference's name)
         """May this backward run on the fused kernel?  Only with the forward's own
         arrays still in place and targets of the forward's row count (the kernel has
         no bounds checks) in a dtype it reproduces (``_FUSED_TARGET_DTYPES``)."""
-        _, xT, _, _, zs, acts, _ = self._state
+        _, xT, _, _, zs, acts, _, token = self._state
         n = xT.shape[1]
         return (
             type(y) is np.ndarray
@@ -548,20 +600,24 @@ class mlp:  # noqa: N801  (the reference's name)
             and yhat.shape[0] == n
             and yhat.dtype == np.float64
             and y.dtype in _FUSED_TARGET_DTYPES
-            and _holds(self.a, self._a_list, acts)  # a[0] is still x, a[l] ours
-            and _holds(self.z, self._z_list, zs)
+            and _holds(self.a, self._a_list, token, acts)  # a[0] is still x, a[l] ours
+            and _holds(self.z, self._z_list, token, zs)
             and self._parameters_are_ours()
         )
 
     def _backward_fused(self, y, yhat) -> bool:
         """The fused backward; False (nothing shown) when integer targets are too
         large to reproduce numpy's arithmetic in float64."""
-        _, xT, zbuf, abuf, _, _, zero = self._state
+        x, xT, zbuf, abuf, _, _, zero, _ = self._state
         kinds, factors = self._plan
+        # x (a[0]) again: the reference reads it now, so changes made in place since
+        # the forward count (the kernel transposes it into xT once more).
+        X = x if x.dtype == np.float64 else x.astype(np.float64)
         key = (zbuf.shape, xT.shape[0])
         arrays = self._backward_arrays.get(key, lambda: self._new_backward_arrays(*key))
         _, dzbuf, dabuf, da_input, grads = arrays[:5]
         exact = ops.backward(
+            X,
             y,
             yhat,
             self._params,
@@ -582,12 +638,13 @@ class mlp:  # noqa: N801  (the reference's name)
         span = self._span
         L1 = span.stop - 1
         dz, da, dW, db = self.dz, self.da, self.dW, self.db
-        _show(da, arrays[5 : 6 + L1], slice(0, span.stop))  # da[0] (da_input.T) and da[l]
-        _show(dz, arrays[6 + L1 : 6 + 2 * L1], span)
-        _show(dW, arrays[6 + 2 * L1 : 6 + 3 * L1], span)
-        _show(db, arrays[6 + 3 * L1 :], span)
-        self._dW_list.edited = self._db_list.edited = False  # they hold the snapshot below
-        self._grads = (grads, tuple(dW), tuple(db))
+        token = object()
+        all_layers = slice(0, span.stop)  # da[0] (da_input.T) too
+        _show(da, self._lists[7], arrays[5 : 6 + L1], all_layers, None)
+        _show(dz, self._lists[4], arrays[6 + L1 : 6 + 2 * L1], span, None)
+        _show(dW, self._dW_list, arrays[6 + 2 * L1 : 6 + 3 * L1], span, token)
+        _show(db, self._db_list, arrays[6 + 3 * L1 :], span, token)
+        self._grads = (grads, tuple(dW), tuple(db), token)
         return True
 
     def _new_backward_arrays(self, shape, d):
@@ -621,8 +678,8 @@ class mlp:  # noqa: N801  (the reference's name)
         if (
             grads is not None
             and self._parameters_are_ours()
-            and _holds(self.dW, self._dW_list, grads[1])
-            and _holds(self.db, self._db_list, grads[2])
+            and _holds(self.dW, self._dW_list, grads[3], grads[1])
+            and _holds(self.db, self._db_list, grads[3], grads[2])
             and isinstance(eta, (int, float))
             and not isinstance(eta, bool)
         ):

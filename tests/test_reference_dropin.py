@@ -1,5 +1,6 @@
 """The drop-in ``mlpfast.reference`` against REFERENCE.md and the numpy oracle."""
 
+import copy
 import pickle
 import weakref
 
@@ -330,27 +331,189 @@ def test_arrays_a_user_keeps_are_never_overwritten():
         if step == 4:
             keep(model.dW[2].ravel())
         model.update(0.5)
-    for array, copy in kept:
-        np.testing.assert_array_equal(array, copy)
+    for array, saved in kept:
+        np.testing.assert_array_equal(array, saved)
 
 
-def test_arrays_nobody_keeps_are_recycled():
-    """Without outside references the model alternates between two sets of arrays
-    (so the tutorial's loop makes no new buffers or views after its second step)."""
+def test_arrays_nobody_keeps_are_recycled(monkeypatch):
+    """Without outside references the model alternates between two sets of arrays:
+    the tutorial's loop makes no new buffers or views after its second step."""
     rng = np.random.default_rng(5)
     X = rng.standard_normal((30, 2))
     y = (rng.random((30, 1)) < 0.5).astype(float)
     model = R.mlp([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
     model.initialize()
-    shown = []  # weak references: they do not count as keeping an array
+    made = []
+    for name in ("_new_forward_arrays", "_new_backward_arrays"):
+        make = getattr(model, name)
+        monkeypatch.setattr(
+            model, name, lambda *a, make=make, name=name: made.append(name) or make(*a)
+        )
     for _ in range(6):
         yhat = model.forward(X)
         model.backward(y, yhat)
         model.update(0.1)
-        shown.append([weakref.ref(a) for a in (model.a[1], model.z[2], model.dW[1], model.da[0])])
-    for step in range(2, 6):
-        for now, before in zip(shown[step], shown[step - 2], strict=True):
-            assert now() is not None and now() is before()
+    assert sorted(made) == ["_new_backward_arrays"] * 2 + ["_new_forward_arrays"] * 2
+
+
+def _lockstep(scenario):
+    """Run ``scenario(model, X, y)`` on the oracle and on the drop-in; return both."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((40, 3))
+    y = (rng.random((40, 1)) < 0.5).astype(float)
+    models = []
+    for cls in (ReferenceMLP, R.mlp):
+        functions = [ref_relu, ref_relu, ref_sigmoid], [ref_drelu, ref_drelu, ref_dsigmoid]
+        model = cls([3, 4, 3, 1], *functions, ref_d_cross_entropy)
+        model.initialize(5)
+        scenario(model, X.copy(), y.copy())
+        models.append(model)
+    return models
+
+
+def _step(model, X, y, eta=0.5):
+    model.forward(X)
+    model.backward(y, model.a[-1])
+    model.update(eta)
+
+
+def _swap_z_and_a_out_and_back(m, X, y):
+    zs, acts = m.z, m.a
+    m.forward(X)
+    m.z, m.a = [None] * 4, [None] * 4
+    m.forward(2 * X)
+    m.z, m.a = zs, acts  # holding the first forward's arrays again
+    m.backward(y, m.a[-1])
+    m.update(0.5)
+
+
+def _swap_dW_out_and_back(m, X, y):
+    m.forward(X)
+    m.backward(y, m.a[-1])
+    dW = m.dW
+    m.dW = [None] * 4
+    m.forward(2 * X)
+    m.backward(y, m.a[-1])
+    m.dW = dW  # the first backward's gradients again
+    m.update(0.5)
+
+
+def _swap_W_out_and_back(m, X, y):
+    keep = m.W
+    m.W = [None] * 4
+    m.initialize(7)
+    m.W = keep  # the arrays of the first initialize, not the second
+    _step(m, X, y)
+
+
+def _share_lists_with_another_model(m, X, y):
+    other = type(m)([3, 4, 3, 1], m.activations, m.derivatives, m.lossderiv)
+    other.initialize(9)
+    other.z = m.z
+    m.forward(X)
+    other.forward(2 * X)  # writes into m's z list
+    m.backward(y, m.a[-1])
+    m.update(0.5)
+
+
+def _shallow_copy(m, X, y):
+    twin = copy.copy(m)
+    m.forward(X)
+    twin.forward(2 * X)
+    m.backward(y, m.a[-1])
+    m.update(0.5)
+
+
+def _change_inputs_and_outputs_in_place(m, X, y):
+    m.forward(X)
+    X *= 1.5  # a[0] is X: the reference's backward reads it now
+    np.clip(m.a[-1], 0.3, 0.7, out=m.a[-1])  # yhat, but f'(z) still comes from z
+    m.z[2][:] *= 0.5
+    m.backward(y, m.a[-1])
+    m.update(0.5)
+
+
+def _assign_other_functions(m, X, y):
+    _step(m, X, y)
+    m.lossderiv = lambda y, yhat: 2 * (yhat - y)
+    m.derivatives = (ref_drelu, ref_drelu, lambda z: ref_dsigmoid(z) / 2)
+    _step(m, X, y)
+
+
+def _fused_off_between_forward_and_backward(m, X, y):
+    m.forward(X)
+    m.fused = False
+    m.backward(y, m.a[-1])
+    m.update(0.5)
+    m.fused = True
+    _step(m, X, y)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        _swap_z_and_a_out_and_back,
+        _swap_dW_out_and_back,
+        _swap_W_out_and_back,
+        _share_lists_with_another_model,
+        _shallow_copy,
+        _change_inputs_and_outputs_in_place,
+        _assign_other_functions,
+        _fused_off_between_forward_and_backward,
+    ],
+)
+def test_what_a_script_does_to_the_model_between_calls_counts(scenario):
+    """Whatever a script does between calls (swapping lists, sharing them, changing
+    arrays in place, assigning other functions), the drop-in computes what the
+    reference computes."""
+    ref, fast = _lockstep(scenario)
+    for name in ("W", "b", "dW", "db", "dz"):
+        for l in range(1, 4):
+            np.testing.assert_allclose(
+                getattr(fast, name)[l], getattr(ref, name)[l], rtol=1e-12, atol=1e-15
+            )
+
+
+def test_a_shortened_list_fails_as_in_the_reference():
+    for cls in (ReferenceMLP, R.mlp):
+        model = cls(
+            [2, 3, 3, 1],
+            [R.relu, R.relu, R.sigmoid],
+            [R.drelu] * 2 + [R.dsigmoid],
+            R.d_cross_entropy,
+        )
+        model.initialize()
+        del model.W[3:]
+        with pytest.raises(IndexError):
+            model.forward(np.ones((5, 2)))
+
+
+def test_weakly_referenced_arrays_are_not_recycled():
+    model = R.mlp([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
+    model.initialize()
+    X = np.random.default_rng(12).standard_normal((20, 2))
+    watched = weakref.ref(model.forward(X))
+    first = watched().copy()
+    model.forward(2 * X)
+    model.forward(3 * X)
+    assert watched() is None or np.array_equal(watched(), first)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_pickling_keeps_arrays_kept_with_the_model(protocol):
+    """Weights pickled along with the model stay its weights (as with the
+    reference), and are trained in place."""
+    rng = np.random.default_rng(13)
+    X, y = rng.standard_normal((25, 2)), (rng.random((25, 1)) < 0.5).astype(float)
+    model = R.mlp([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
+    model.initialize()
+    _step(model, X, y)
+    twin, W1 = pickle.loads(pickle.dumps((model, model.W[1]), protocol=protocol))
+    assert W1 is twin.W[1]
+    for m in (model, twin):
+        _step(m, X, y)
+    assert W1 is twin.W[1]
+    np.testing.assert_allclose(W1, model.W[1], rtol=1e-12)  # (numpy path: W1 is held)
 
 
 def test_the_reference_asserts():

@@ -364,16 +364,21 @@ def forward(x, params, table, kinds, zbuf, abuf, xT, zero):
 
 @exact_kernel
 def backward(
-    y, yhat, params, table, kinds, factors, zbuf, abuf, xT, dzbuf, dabuf, grads, da_input, zero
+    x, y, yhat, params, table, kinds, factors, zbuf, abuf, xT, dzbuf, dabuf, grads, da_input, zero
 ):
     """The reference's backward pass with the cross-entropy derivative fused.
 
     da[L] = -y / clip(yhat, eps) + (1 - y) / clip(1 - yhat, eps); then per layer
     dz = da * f'(z); dW = a_prev^T dz (sum); db = mean(dz, axis=0); da_prev = dz W^T.
     ``da_input`` receives da[0], feature-major (n_in of layer 1, n); ``zero`` is the
-    forward's row of zeros.
+    forward's row of zeros; ``x`` (a[0]) is transposed into ``xT`` again, as it may
+    have changed since the forward.
     """
-    n = y.shape[0]
+    n, d = x.shape
+    for p in range(d):
+        column = xT[p]
+        for i in range(n):
+            column[i] = x[i, p]
     last = table.shape[0] - 1
     r_last = table[last, T_ROW]
     largest = 0.0
@@ -393,21 +398,10 @@ def backward(
         w0, b0, r0 = table[l, T_W], table[l, T_B], table[l, T_ROW]
         below = xT if l == 0 else abuf[table[l - 1, T_ROW] : table[l - 1, T_ROW] + n_in]
         kind, factor = kinds[l, 1], factors[l]
-        # f'(z) = c s (1 - s) with s the layer's own sigmoid output: reuse a[l]
-        # (bitwise the same s the derivative would recompute) instead of exp again.
-        reuse_sigmoid = (kind == DSIGMOID_CLIPPED and kinds[l, 0] == SIGMOID_CLIPPED) or (
-            kind == DSIGMOID and kinds[l, 0] == SIGMOID
-        )
         for j in range(n_out):
-            dz, da, z = dzbuf[r0 + j], dabuf[r0 + j], zbuf[r0 + j]
-            if reuse_sigmoid:
-                a = abuf[r0 + j]
-                total = 0.0
-                for i in range(n):
-                    dz[i] = da[i] * (factor * a[i] * (1.0 - a[i]))
-                    total += dz[i]
-            else:
-                total = _derivative_row(dz, da, z, kind, factor)
+            # f'(z) from z, as the reference's derivative is called on z (not from
+            # a = f(z): a user may have changed either in place since the forward).
+            total = _derivative_row(dzbuf[r0 + j], dabuf[r0 + j], zbuf[r0 + j], kind, factor)
             grads[b0 + j] = total / n
         dz_rows = dzbuf[r0 : r0 + n_out]
         for p0 in range(0, n_in, 4):
