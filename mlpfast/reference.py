@@ -18,7 +18,7 @@ How it is faster while honouring *your* callables: on the first ``forward``, eac
 activation, derivative and loss derivative you passed is probed on a fixed set of
 inputs (large, small, zero, both signs, beyond the ±500 clip).  A callable whose
 outputs match one of the known functions bit for bit (the six above, the sigmoid
-without the clip, tanh and its derivative, identity, any constant factor on the
+without the clip, identity, any constant factor on the
 sigmoid derivative) runs as a fused compiled kernel; anything else is called as
 you wrote it, on the same numpy path as the reference.  Recognised callables are
 assumed to be pure elementwise functions (no side effects, no state); set
@@ -141,16 +141,10 @@ def _plain_sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
 
-def _tanh_derivative(z):
-    t = np.tanh(z)
-    return 1 - t * t
-
-
 _ACTIVATION_CANDIDATES = [
     (ops.RELU, relu),
     (ops.SIGMOID_CLIPPED, sigmoid),
     (ops.SIGMOID, _plain_sigmoid),
-    (ops.TANH, np.tanh),
     (ops.IDENTITY, lambda z: z * 1.0),
 ]
 
@@ -196,10 +190,6 @@ def recognise_derivative(function):
             factor = float(at_zero[0]) / 0.25 if at_zero.size else 0.0
             if factor != 0 and _same(result, factor * s * (1 - s)):
                 return kind, factor
-        t = np.tanh(_PROBE)
-        factor = float(at_zero[0]) if at_zero.size else 0.0
-        if factor != 0 and _same(result, factor * (1 - t * t)):
-            return ops.DTANH, factor
         if np.all(result == result.flat[0]) and _same(result, np.full_like(_PROBE, result.flat[0])):
             return ops.ONE, float(result.flat[0])
     return None

@@ -128,17 +128,9 @@ def _one(z):
 
 
 @pytest.mark.parametrize(
-    "hidden, rtol",
-    # tanh: the kernel's libm tanh and numpy's differ by an ulp here and there,
-    # which three steps with these large weights grow to ~2e-12.
-    [
-        ((ref_relu, ref_drelu), 1e-12),
-        ((np.tanh, _tanh_derivative), 1e-10),
-        ((_identity, _one), 1e-12),
-    ],
-    ids=["relu", "tanh", "identity"],
+    "hidden", [(ref_relu, ref_drelu), (_identity, _one)], ids=["relu", "identity"]
 )
-def test_every_tile_shape_equals_the_oracle(hidden, rtol):
+def test_every_tile_shape_equals_the_oracle(hidden, rtol=1e-12):
     """Layers of 1-7 units: the kernels' 4-unit tiles with every remainder (1-4
     units, 1-4 inputs padded with zeros), the per-unit passes for more than 4
     inputs, and the fused ReLU next to the separate activation pass."""
@@ -165,6 +157,23 @@ def test_every_tile_shape_equals_the_oracle(hidden, rtol):
             r, f = getattr(ref, name)[l], getattr(fast, name)[l]
             np.testing.assert_allclose(f, r, rtol=rtol, atol=1e-14, err_msg=f"{name}[{l}]")
     np.testing.assert_allclose(fast.da[0], ref.da[0], rtol=rtol, atol=1e-14)
+
+
+def test_tanh_runs_on_the_numpy_path_exactly():
+    """Near +-1, 1 - tanh(z)^2 cancels down to the last bit of tanh, where libm's and
+    numpy's differ: a fused tanh derivative came out 30 % off (fuzzing found it).
+    So tanh is not fused, and the numbers are the reference's bit for bit."""
+    X = np.array([[345.58419206], [345.58419206]])
+    y = np.array([[0.12573022], [-0.13210486]])
+    functions = [np.tanh, ref_sigmoid], [_tanh_derivative, ref_dsigmoid], ref_d_cross_entropy
+    ref, fast = ReferenceMLP([1, 4, 1], *functions), R.mlp([1, 4, 1], *functions)
+    for model in (ref, fast):
+        model.initialize(1)
+        model.forward(X)
+        model.backward(y, y)
+    assert fast._plan is False
+    for l in (1, 2):
+        np.testing.assert_array_equal(fast.dW[l], ref.dW[l])
 
 
 def test_unknown_callables_are_called_as_written():
