@@ -453,7 +453,15 @@ class mlp:  # noqa: N801  (the reference's name)
         expected = tuple(_ALONE + 1 + there for there in shown)
         if tuple(map(sys.getrefcount, own)) != expected or any(map(weakref.getweakrefcount, own)):
             return False
+        # An array unpickled with protocol 5 does not own its data: a view a user
+        # took of it refers to that base, not to the array.
+        bases = [a.base for a in own if a.base is not None]
         del own
+        if bases:
+            expected = tuple(_ALONE + sum(c is b for c in bases) for b in bases)
+            if tuple(map(sys.getrefcount, bases)) != expected:
+                return False
+        del bases
         for l, (n_in, n_out, w0, b0, _) in enumerate(self._geometry, start=1):
             W = self._params[w0 : w0 + n_in * n_out].reshape(n_in, n_out)
             b = self._params[b0 : b0 + n_out].reshape(1, n_out)
@@ -463,25 +471,39 @@ class mlp:  # noqa: N801  (the reference's name)
             if self.b[l] is self._own_b[l]:
                 self.b[l] = b
             self._own_W[l], self._own_b[l] = W, b
-        self._snapshot_parameters()
+        # A new record, which the lists take on their next check only if they hold
+        # exactly these views (an entry the user replaced stays theirs).
+        self._own_token = object()
         self._linked = True
         return True
 
     def _fused_plan(self):
         """The recognised kinds, or None when a callable is not one we know (worked
         out again when the user assigns other callables)."""
-        callables = (self.activations, self.derivatives, self.lossderiv)
+        acts, ders, loss = self.activations, self.derivatives, self.lossderiv
         made_for = self._plan_for
+        if (
+            made_for is not None
+            and acts is made_for[0]
+            and ders is made_for[1]
+            and loss is made_for[2]
+            and type(acts) is tuple
+            and type(ders) is tuple
+        ):
+            return self._plan or None  # the same (immutable) callables as last time
         if (
             self._plan is None
             or made_for is None
-            or callables[2] is not made_for[2]
-            or not all(map(is_, callables[0], made_for[0]))
-            or not all(map(is_, callables[1], made_for[1]))
-            or len(callables[0]) != len(made_for[0])
-            or len(callables[1]) != len(made_for[1])
+            or loss is not made_for[2]
+            or len(acts) != len(made_for[3])
+            or len(ders) != len(made_for[4])
+            or not all(map(is_, acts, made_for[3]))
+            or not all(map(is_, ders, made_for[4]))
         ):
-            self._plan_for = (tuple(callables[0]), tuple(callables[1]), callables[2])
+            self._plan_for = (acts, ders, loss, tuple(acts), tuple(ders))
+            if not len(acts) == len(ders) == len(self.layersizes) - 1:
+                self._plan = False  # the numpy path fails as the reference does
+                return None
             acts = [recognise_activation(f) for f in self.activations]
             derivs = [recognise_derivative(f) for f in self.derivatives]
             loss = recognise_loss_derivative(self.lossderiv)
@@ -493,6 +515,8 @@ class mlp:  # noqa: N801  (the reference's name)
                 )
                 factors = np.array([d[1] for d in derivs], dtype=np.float64)
                 self._plan = (kinds, factors)
+        else:  # equal containers, new objects: the fast check above next time
+            self._plan_for = (acts, ders, loss, made_for[3], made_for[4])
         return self._plan or None
 
     def _parameters_are_ours(self) -> bool:
@@ -523,13 +547,14 @@ class mlp:  # noqa: N801  (the reference's name)
             and self._fusable_input(x)
             and x.shape[1] == self.layersizes[0]
             and x.shape[0] > 0
+            and len(self.z) == len(self.a) == len(self.layersizes)  # else fail as numpy does
             and self._parameters_are_ours()
         ):
             return self._forward_fused(x, plan)
         self._state = None
-        for l, func in enumerate(self.activations, start=1):
+        for l in range(1, len(self.layersizes)):  # layer by layer, as REFERENCE.md
             self.z[l] = (self.a[l - 1] @ self.W[l]) + self.b[l]
-            self.a[l] = func(self.z[l])
+            self.a[l] = self.activations[l - 1](self.z[l])
         return self.a[-1]
 
     def _forward_fused(self, x, plan):
@@ -541,9 +566,14 @@ class mlp:  # noqa: N801  (the reference's name)
         z, a, span = self.z, self.a, self._span
         L1 = span.stop - 1
         token = object()
-        _show(z, self._z_list, arrays[5 : 5 + L1], span, token)
-        _show(a, self._a_list, arrays[5 + L1 :], span, token)
-        self._state = (x, xT, zbuf, abuf, tuple(z), tuple(a), zero, token)
+        z_views, a_views = arrays[5 : 5 + L1], arrays[5 + L1 :]
+        # What the lists should hold from now on: z[0] as it was (the reference
+        # leaves it alone), a[0] = x.  Taken from what was written, not read back
+        # from the lists, which a user may have made one list (``m.z = m.a``).
+        expected_z, expected_a = (z[0], *z_views), (x, *a_views)
+        _show(z, self._z_list, z_views, span, token)
+        _show(a, self._a_list, a_views, span, token)
+        self._state = (x, xT, zbuf, abuf, expected_z, expected_a, zero, token)
         return a[-1]
 
     def _new_forward_arrays(self, n, d):
@@ -564,14 +594,15 @@ class mlp:  # noqa: N801  (the reference's name)
         if (
             self._state is not None
             and self.fused
+            and self._fused_plan() is not None
             and self._fused_backward_ok(y, yhat)
             and self._backward_fused(y, yhat)
         ):
             return
         self._grads = None
         self.da[-1] = self.lossderiv(y, yhat)
-        for l, func in reversed(list(enumerate(self.derivatives, start=1))):
-            self.dz[l] = self.da[l] * func(self.z[l])
+        for l in range(len(self.layersizes) - 1, 0, -1):  # layer by layer, as REFERENCE.md
+            self.dz[l] = self.da[l] * self.derivatives[l - 1](self.z[l])
             self.dW[l] = self.a[l - 1].T @ self.dz[l]
             self.db[l] = np.mean(self.dz[l], axis=0, keepdims=True)
             self.da[l - 1] = self.dz[l] @ self.W[l].T
@@ -580,10 +611,13 @@ class mlp:  # noqa: N801  (the reference's name)
         """May this backward run on the fused kernel?  Only with the forward's own
         arrays still in place and targets of the forward's row count (the kernel has
         no bounds checks) in a dtype it reproduces (``_FUSED_TARGET_DTYPES``)."""
-        _, xT, _, _, zs, acts, _, token = self._state
+        x, xT, _, _, zs, acts, _, token = self._state
         n = xT.shape[1]
         return (
-            type(y) is np.ndarray
+            x.shape == (n, xT.shape[0])  # a[0] may have been reshaped or resized since
+            # (the reference writes da[-1]: a longer da list makes that another entry)
+            and len(self.da) == len(self.dz) == len(self.dW) == len(self.db) == self._span.stop
+            and type(y) is np.ndarray
             and type(yhat) is np.ndarray
             and y.ndim == 2
             and y.shape[0] == n
@@ -632,9 +666,11 @@ class mlp:  # noqa: N801  (the reference's name)
         all_layers = slice(0, span.stop)  # da[0] (da_input.T) too
         _show(da, self._lists[7], arrays[5 : 6 + L1], all_layers, None)
         _show(dz, self._lists[4], arrays[6 + L1 : 6 + 2 * L1], span, None)
-        _show(dW, self._dW_list, arrays[6 + 2 * L1 : 6 + 3 * L1], span, token)
-        _show(db, self._db_list, arrays[6 + 3 * L1 :], span, token)
-        self._grads = (grads, tuple(dW), tuple(db), token)
+        dW_views, db_views = arrays[6 + 2 * L1 : 6 + 3 * L1], arrays[6 + 3 * L1 :]
+        expected_dW, expected_db = (dW[0], *dW_views), (db[0], *db_views)
+        _show(dW, self._dW_list, dW_views, span, token)
+        _show(db, self._db_list, db_views, span, token)
+        self._grads = (grads, expected_dW, expected_db, token)
         return True
 
     def _new_backward_arrays(self, shape, d):
@@ -675,6 +711,6 @@ class mlp:  # noqa: N801  (the reference's name)
         ):
             ops.sgd_update(self._params, grads[0], float(eta))
             return
-        for l in range(1, len(self.W)):
+        for l in range(1, len(self.layersizes)):
             self.W[l] -= eta * self.dW[l]
             self.b[l] -= eta * self.db[l]

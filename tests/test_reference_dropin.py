@@ -458,6 +458,35 @@ def _fused_off_between_forward_and_backward(m, X, y):
     _step(m, X, y)
 
 
+def _one_list_for_z_and_a(m, X, y):
+    m.z = m.a
+    _step(m, X, y)
+
+
+def _one_list_for_dW_and_db(m, X, y):
+    m.forward(X)
+    m.backward(y, m.a[-1])
+    m.dW = m.db
+    m.update(0.5)
+
+
+def _other_derivatives_between_forward_and_backward(m, X, y):
+    m.forward(X)
+    m.derivatives = (ref_drelu, ref_drelu, lambda z: ref_dsigmoid(z) / 2)
+    m.lossderiv = lambda y, yhat: 2 * (yhat - y)
+    m.backward(y, m.a[-1])
+    m.update(0.5)
+
+
+def _pickled_after_replacing_a_weight(m, X, y):
+    _step(m, X, y)
+    m.W[1] = np.full((3, 4), 0.05)
+    twin = pickle.loads(pickle.dumps(m))
+    _step(twin, X, y)
+    for name in ("W", "b", "dW", "db", "dz"):
+        setattr(m, name, getattr(twin, name))
+
+
 @pytest.mark.parametrize(
     "scenario",
     [
@@ -469,6 +498,10 @@ def _fused_off_between_forward_and_backward(m, X, y):
         _change_inputs_and_outputs_in_place,
         _assign_other_functions,
         _fused_off_between_forward_and_backward,
+        _one_list_for_z_and_a,
+        _one_list_for_dW_and_db,
+        _other_derivatives_between_forward_and_backward,
+        _pickled_after_replacing_a_weight,
     ],
 )
 def test_what_a_script_does_to_the_model_between_calls_counts(scenario):
@@ -495,6 +528,36 @@ def test_a_shortened_list_fails_as_in_the_reference():
         del model.W[3:]
         with pytest.raises(IndexError):
             model.forward(np.ones((5, 2)))
+
+
+def test_a_view_of_a_weight_unpickled_with_protocol_5_keeps_following_it():
+    """Protocol 5 unpickles arrays that do not own their data: a view taken of one
+    refers to its base, which must count as holding the weight."""
+    rng = np.random.default_rng(14)
+    X, y = rng.standard_normal((25, 2)), (rng.random((25, 1)) < 0.5).astype(float)
+    model = R.mlp([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
+    model.initialize()
+    model = pickle.loads(pickle.dumps(model, protocol=5))
+    W1T = model.W[1].T
+    _step(model, X, y)
+    np.testing.assert_array_equal(W1T, model.W[1].T)
+
+
+def test_reshaping_x_between_forward_and_backward_fails_as_in_the_reference():
+    X = np.random.default_rng(15).standard_normal((8, 2))
+    outcomes = []
+    for cls in (ReferenceMLP, R.mlp):
+        model = cls([2, 3, 1], [R.relu, R.sigmoid], [R.drelu, R.dsigmoid], R.d_cross_entropy)
+        model.initialize()
+        Xc = X.copy()
+        yhat = model.forward(Xc)
+        Xc.shape = (4, 4)
+        try:
+            model.backward(np.ones((8, 1)), yhat)
+            outcomes.append("ok")
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+    assert outcomes[0] == outcomes[1] != "ok"
 
 
 def test_weakly_referenced_arrays_are_not_recycled():
