@@ -368,8 +368,8 @@ class mlp:  # noqa: N801  (the reference's name)
         self.dz, self.dW, self.db, self.da = (_Entries([None] * L) for _ in range(4))
         # The lists as created, to tell them from lists a user assigns in their place.
         self._z_list, self._W_list, self._b_list, self._a_list = self.z, self.W, self.b, self.a
-        self._dW_list, self._db_list = self.dW, self.db
-        self._lists = (self.z, self.W, self.b, self.a, self.dz, self.dW, self.db, self.da)
+        self._dz_list, self._dW_list = self.dz, self.dW
+        self._db_list, self._da_list = self.db, self.da
         self.fused = True
         self._own_W = self._own_b = None
         self._own_token = None  # the record of W and b (see _Entries)
@@ -664,8 +664,8 @@ class mlp:  # noqa: N801  (the reference's name)
         dz, da, dW, db = self.dz, self.da, self.dW, self.db
         token = object()
         all_layers = slice(0, span.stop)  # da[0] (da_input.T) too
-        _show(da, self._lists[7], arrays[5 : 6 + L1], all_layers, None)
-        _show(dz, self._lists[4], arrays[6 + L1 : 6 + 2 * L1], span, None)
+        _show(da, self._da_list, arrays[5 : 6 + L1], all_layers, None)
+        _show(dz, self._dz_list, arrays[6 + L1 : 6 + 2 * L1], span, None)
         dW_views, db_views = arrays[6 + 2 * L1 : 6 + 3 * L1], arrays[6 + 3 * L1 :]
         expected_dW, expected_db = (dW[0], *dW_views), (db[0], *db_views)
         _show(dW, self._dW_list, dW_views, span, token)
