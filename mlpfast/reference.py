@@ -295,6 +295,15 @@ def _alone() -> int:
 _ALONE = _alone()
 
 
+def _unobserved(objects, expected) -> bool:
+    """Are the objects in ``objects`` (a list or tuple) referred to exactly as
+    ``expected`` counts (as ``map(sys.getrefcount, ...)`` sees them, see _alone),
+    with no weak references either?  Then nobody else can see them."""
+    return tuple(map(sys.getrefcount, objects)) == expected and not any(
+        map(weakref.getweakrefcount, objects)
+    )
+
+
 class _Recycler:
     """The fused path's arrays (buffers and the views shown in ``z``, ``a``, ...),
     two sets used in turn, like the reference's fresh arrays but without making new
@@ -304,9 +313,9 @@ class _Recycler:
     arrays: not the model's lists, not a user's variable (the tutorial's loop keeps
     the previous ``yhat = model.a[-1]``, hence two sets), not a view a user took of
     one of them (it refers to the buffer the views share), not a weak reference.
-    Otherwise a new set is made, as the reference would.  So no array a user can still see is ever
-    overwritten, and the views need not be made again: making ~25 views and two
-    buffers cost ~6 us of a 40 us tutorial step (measured).
+    Otherwise a new set is made, as the reference would.  So no array a user can
+    still see is ever overwritten, and the views need not be made again: making ~25
+    views and two buffers cost ~6 us of a 40 us tutorial step (measured).
     """
 
     __slots__ = ("sets", "turn")
@@ -320,12 +329,7 @@ class _Recycler:
         unobserved, else ``make()`` (a tuple: the buffer, then views of it)."""
         self.turn ^= 1
         old = self.sets[self.turn]
-        if (
-            old is not None
-            and old[0] == key
-            and tuple(map(sys.getrefcount, old[1])) == old[2]
-            and not any(map(weakref.getweakrefcount, old[1]))  # a weak ref can watch, too
-        ):
+        if old is not None and old[0] == key and _unobserved(old[1], old[2]):
             return old[1]
         arrays = make()
         # Unobserved: each view referred to by the tuple alone, the buffer by the
@@ -450,21 +454,21 @@ class mlp:  # noqa: N801  (the reference's name)
         shown = [s is o for s, o in zip(self.W[1:] + self.b[1:], own, strict=True)]
         # Unobserved: referred to by ``own`` (the list made here, hence _ALONE), the
         # model's snapshot list, and its W/b list when still there; no weak refs.
-        expected = tuple(_ALONE + 1 + there for there in shown)
-        if tuple(map(sys.getrefcount, own)) != expected or any(map(weakref.getweakrefcount, own)):
+        if not _unobserved(own, tuple(_ALONE + 1 + there for there in shown)):
             return False
         # An array unpickled with protocol 5 does not own its data: a view a user
         # took of it refers to that base, not to the array.
         bases = [a.base for a in own if a.base is not None]
         del own
-        if bases:
-            expected = tuple(_ALONE + sum(c is b for c in bases) for b in bases)
-            if tuple(map(sys.getrefcount, bases)) != expected:
-                return False
+        if bases and not _unobserved(
+            bases, tuple(_ALONE + sum(c is b for c in bases) for b in bases)
+        ):
+            return False
         del bases
-        for l, (n_in, n_out, w0, b0, _) in enumerate(self._geometry, start=1):
-            W = self._params[w0 : w0 + n_in * n_out].reshape(n_in, n_out)
-            b = self._params[b0 : b0 + n_out].reshape(1, n_out)
+        keys = zip(self._W_keys, self._b_keys, strict=True)
+        for l, ((w_slice, w_dims), (b_slice, b_dims)) in enumerate(keys, start=1):
+            W = self._params[w_slice].reshape(w_dims)
+            b = self._params[b_slice].reshape(b_dims)
             W[...], b[...] = self._own_W[l], self._own_b[l]
             if self.W[l] is self._own_W[l]:
                 self.W[l] = W

@@ -305,17 +305,24 @@ def _row_or(rows, q, fallback):
 
 # --------------------------------------------------------------------------- the passes
 @exact_kernel
+def _transpose_into(x, xT):
+    """xT = x.T (x: n samples as rows; xT: feature-major); returns n."""
+    n, d = x.shape
+    for p in range(d):
+        column = xT[p]
+        for i in range(n):
+            column[i] = x[i, p]
+    return n
+
+
+@exact_kernel
 def forward(x, params, table, kinds, zbuf, abuf, xT, zero):
     """z[l] = a[l-1] @ W[l] + b[l]; a[l] = f_l(z[l]) for every layer (x is a[0]).
 
     ``zbuf``/``abuf``: (sum of widths, n) feature-major; ``xT``: (n_in, n) scratch;
     ``zero``: an n-long scratch row (set to zeros here, read by the tiles).
     """
-    n, d = x.shape
-    for p in range(d):
-        column = xT[p]
-        for i in range(n):
-            column[i] = x[i, p]
+    n = _transpose_into(x, xT)
     for i in range(n):
         zero[i] = 0.0
     for l in range(table.shape[0]):
@@ -365,11 +372,7 @@ def backward(
     forward's row of zeros; ``x`` (a[0]) is transposed into ``xT`` again, as it may
     have changed since the forward.
     """
-    n, d = x.shape
-    for p in range(d):
-        column = xT[p]
-        for i in range(n):
-            column[i] = x[i, p]
+    n = _transpose_into(x, xT)
     last = table.shape[0] - 1
     r_last = table[last, T_ROW]
     largest = 0.0
