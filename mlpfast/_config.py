@@ -84,6 +84,9 @@ def _choose_cache_dir() -> Path | None:
 SOURCE_STAMP = _kernel_sources_hash()
 CACHE_DIR: Path | None = _choose_cache_dir()
 CACHE = CACHE_DIR is not None
+# Where the unrolled kernels of small networks are written (``_kernels/unrolled.py``):
+# generated modules, cached like the kernels above.
+UNROLLED_DIR: Path | None = (CACHE_DIR / "unrolled").resolve() if CACHE else None
 
 
 class _KernelCacheLocator(
@@ -113,7 +116,7 @@ class _KernelCacheLocator(
         if CACHE_DIR is None:
             return None
         try:
-            if Path(py_file).resolve().parent != KERNEL_DIR:
+            if Path(py_file).resolve().parent not in (KERNEL_DIR, UNROLLED_DIR):
                 return None
         except OSError:
             return None

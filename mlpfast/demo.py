@@ -155,6 +155,9 @@ def warmup(dtype: str = "both") -> int:
             net.gradients(X, y)
             net.loss(X, y)
             net.predict(X)
+        # A small network's fit: the unrolled epoch loop, and the tutorial's kernel.
+        tiny = Network([2, 4, 3, 1], ["relu", "relu", "sigmoid"], "binary_crossentropy", dtype=dt)
+        tiny.fit(X[:, :2], y, epochs=1, batch_size=64, lr=0.1)
         print(f"{dt}: kernels ready in {time.perf_counter() - started:.2f} s")
     started = time.perf_counter()
     model = _tutorial_model(True)

@@ -11,6 +11,7 @@ import numpy as np
 from . import _threads
 from ._kernels import optimizers as _opt
 from ._kernels import train as _train
+from ._kernels import unrolled as _unrolled
 from ._kernels.activations import ACTIVATIONS, CANONICAL_NAMES, HIDDEN_ACTIVATIONS, SOFTMAX
 from ._kernels.activations import EXP as _EXP
 from ._kernels.dense import narrow
@@ -628,7 +629,23 @@ class Network:
             hyper=hyper,
         )
         train = _train.train_epochs_parallel if blocks > 1 else _train.train_epochs
+        if blocks == 1 and _unrolled.eligible(self.layer_sizes, self._spec.kind):
+            train = self._unrolled_trainer()
         return _FitPlan(self._data(X, Y, w), model, ws, config, coefs, threads, train, hyper, n)
+
+    def _unrolled_trainer(self):
+        """``train_epochs`` with this small network's unrolled gradient kernel (see
+        ``_kernels/unrolled.py``)."""
+        gradient = _unrolled.trainer_kernel(
+            self.layer_sizes, self._layout.codes, self._spec.kind, self.dtype.name
+        )
+
+        def train(data, model, ws, config, coefs, counters, epoch_losses):
+            return _train.train_epochs_unrolled(
+                data, model, ws, config, coefs, counters, epoch_losses, gradient
+            )
+
+        return train
 
     def _run_epochs(self, plan: _FitPlan, epochs, on_divergence, callback):
         """Run ``epochs`` epochs of ``plan`` (made by :meth:`_plan_fit` for this

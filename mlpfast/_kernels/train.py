@@ -422,6 +422,14 @@ def sum_and_update(model, ws, part, n_parts, n_blocks, optimizer, coefs, lr, l2,
             total[i] += more[i]
     if optimizer == GRADIENT_ONLY:
         return 0.0
+    sumsq = update_share(model, lo, hi, optimizer, coefs, lr, l2)
+    return sumsq if want_sumsq else 0.0
+
+
+@kernel(inline="always")
+def update_share(model, lo, hi, optimizer, coefs, lr, l2):
+    """The optimizer's update of params[lo:hi] from grads[lo:hi] (L2 on the weights
+    only).  Returns sum(W^2) over the updated weights."""
     layout = model.layout
     sumsq = 0.0
     for k in range(layout.shape[0]):
@@ -436,7 +444,7 @@ def sum_and_update(model, ws, part, n_parts, n_blocks, optimizer, coefs, lr, l2,
             update_range(
                 model.params, model.grads, model.state, b_lo, b_hi, optimizer, coefs, 0.0, lr
             )
-    return sumsq if want_sumsq else 0.0
+    return sumsq
 
 
 @kernel
@@ -801,13 +809,12 @@ def _epoch_end(model, counters, epoch_losses, e, totals, finite, step0, samples0
     return OK
 
 
-# The two training loops below differ only in the minibatch step they call: one
-# runs in the calling thread, one splits minibatches across threads.  They are
-# separate kernels (not one with a flag) so that a serial fit never compiles the
-# parallel region: about 6 s of a cold compile (see asv ColdStart).
-@kernel
-def train_epochs(data, model, ws, config, coefs, counters, epoch_losses):
-    """Run ``config[N_EPOCHS]`` epochs of minibatch training in the calling thread.
+@kernel(inline="always")
+def epoch_loop(data, model, ws, config, coefs, counters, epoch_losses, step, step_arg):
+    """Run ``config[N_EPOCHS]`` epochs of minibatch training in the calling thread,
+    one ``step`` per minibatch: ``step`` takes :func:`minibatch_step`'s arguments and
+    ``step_arg``, and returns (sum_i w_i l_i, sum_i w_i, sum W^2).  Written once for
+    :func:`train_epochs` and :func:`train_epochs_unrolled`.
 
     ``counters`` (epoch, optimizer step, samples seen) continue from their values
     and are updated in place, so consecutive calls continue one run.  Each
@@ -828,8 +835,19 @@ def train_epochs(data, model, ws, config, coefs, counters, epoch_losses):
         for start in range(0, n, batch):
             size = min(batch, n - start)
             step_lr = _step_lr(config, coefs, counters, lr)
-            loss, wsum, new_sumsq = minibatch_step(
-                data, model, ws, config, coefs, start, size, use_perm, step_lr, alpha, want_sumsq
+            loss, wsum, new_sumsq = step(
+                data,
+                model,
+                ws,
+                config,
+                coefs,
+                start,
+                size,
+                use_perm,
+                step_lr,
+                alpha,
+                want_sumsq,
+                step_arg,
             )
             finite = _accumulate(totals, config, coefs, counters, loss, wsum, w_sumsq, size)
             w_sumsq = new_sumsq
@@ -841,6 +859,57 @@ def train_epochs(data, model, ws, config, coefs, counters, epoch_losses):
         ):
             return e, DIVERGED
     return config[N_EPOCHS], OK
+
+
+# The two training loops below differ only in the minibatch step they call: one
+# runs in the calling thread, one splits minibatches across threads.  They are
+# separate kernels (not one with a flag) so that a serial fit never compiles the
+# parallel region: about 6 s of a cold compile (see asv ColdStart).
+@kernel
+def train_epochs(data, model, ws, config, coefs, counters, epoch_losses):
+    """:func:`epoch_loop` with :func:`minibatch_step`."""
+    return epoch_loop(data, model, ws, config, coefs, counters, epoch_losses, _general_step, 0)
+
+
+@kernel(inline="always")
+def _general_step(data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq, _):
+    return minibatch_step(
+        data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq
+    )
+
+
+@kernel(inline="always")
+def _unrolled_step(
+    data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq, gradient
+):
+    use_weights, wsum, delta_scale, l2 = _step_setup(
+        data, ws, config, coefs, start, size, use_perm, alpha
+    )
+    loss = gradient(
+        model.params,
+        model.grads,
+        data.Xf,
+        data.Yf,
+        data.sample_weight,
+        ws.perm,
+        start,
+        size,
+        use_perm,
+        use_weights,
+        delta_scale,
+    )
+    sumsq = update_share(model, 0, model.params.shape[0], config[OPTIMIZER], coefs, lr, l2)
+    return loss, wsum, sumsq if want_sumsq else 0.0
+
+
+@kernel
+def train_epochs_unrolled(data, model, ws, config, coefs, counters, epoch_losses, gradient):
+    """:func:`train_epochs` for a small network whose minibatch gradient is
+    ``gradient``, a function pointer to the network's unrolled kernel (see
+    ``unrolled.py``): compiled once per dtype, whatever the architecture."""
+    return epoch_loop(
+        data, model, ws, config, coefs, counters, epoch_losses, _unrolled_step, gradient
+    )
 
 
 @kernel

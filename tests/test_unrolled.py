@@ -1,0 +1,154 @@
+"""The unrolled kernels of small networks (``mlpfast/_kernels/unrolled.py``).
+
+A small network's fit runs one generated kernel a minibatch instead of the
+general layer passes.  Both must train the same model: every case below fits
+twice from the same start, once unrolled and once with the unrolled path
+switched off, and compares the loss curves and the parameters.  The cases are
+few architectures on purpose (each compiles its own kernel) that between them
+use every hidden activation, both unrolled losses, several outputs, both dtypes,
+minibatches with shuffling, sample weights, every optimizer, L2 and the
+invscaling schedule.
+"""
+
+import numpy as np
+import pytest
+
+from mlpfast import DivergenceError, Network
+from mlpfast._kernels import unrolled
+from mlpfast._kernels.activations import ACTIVATIONS
+from mlpfast._kernels.losses import LOGISTIC, SOFTMAX_CE, SQUARED
+
+ALL_HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "elu", "softplus"]
+CASES = {
+    # the tutorial's network
+    "tutorial": ([2, 4, 3, 1], ["relu", "relu", "sigmoid"], "binary_crossentropy"),
+    # every hidden activation, one layer each, squared error with a linear output
+    "every-activation": ([3] + [2] * 7 + [2], ALL_HIDDEN + ["identity"], "mse"),
+    # two logistic outputs, scikit-learn's log-loss convention
+    "two-outputs": ([4, 3, 2], ["tanh", "sigmoid"], "log_loss"),
+    # squared error through a tanh output (its derivative is in the delta)
+    "tanh-output": ([2, 3, 2], ["elu", "tanh"], "mse"),
+}
+
+
+def _data(sizes, loss, n, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, sizes[0]))
+    if loss in ("binary_crossentropy", "log_loss"):
+        Y = (rng.random((n, sizes[-1])) < 0.5).astype(float)
+    else:
+        Y = rng.normal(size=(n, sizes[-1])) * 0.5
+    return X, Y
+
+
+def _fit_both(monkeypatch, case, dtype="float64", **fit):
+    sizes, acts, loss = CASES[case]
+    X, Y = _data(sizes, loss, fit.pop("n", 300))
+    results = []
+    for use_unrolled in (True, False):
+        with monkeypatch.context() as patch:
+            if not use_unrolled:
+                patch.setattr(unrolled, "eligible", lambda *args: False)
+            net = Network(sizes, acts, loss, dtype=dtype, seed=3)
+            if use_unrolled:
+                assert unrolled.eligible(net.layer_sizes, net._spec.kind)
+            losses = net.fit(X, Y, **fit)
+            results.append((losses, net.params.copy()))
+    return results
+
+
+def _assert_same(results, rtol):
+    (l1, p1), (l2, p2) = results
+    assert len(l1) == len(l2)
+    np.testing.assert_allclose(l1, l2, rtol=rtol)
+    np.testing.assert_allclose(p1, p2, rtol=rtol, atol=rtol)
+    assert not np.array_equal(p1, np.zeros_like(p1))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_full_batch_sgd_matches_the_general_kernels(monkeypatch, case):
+    results = _fit_both(monkeypatch, case, epochs=30, batch_size=300, lr=0.05)
+    _assert_same(results, 1e-10)
+    losses = results[0][0]
+    assert losses[-1] < losses[0]  # it trained
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(optimizer="sgd", alpha=0.01, lr_schedule="invscaling"),
+        dict(optimizer="momentum", momentum=0.9),
+        dict(optimizer="nesterov", momentum=0.8, alpha=0.001),
+        dict(optimizer="adam", alpha=0.001),
+    ],
+    ids=lambda s: s["optimizer"],
+)
+def test_shuffled_minibatches_and_optimizers_match(monkeypatch, settings):
+    results = _fit_both(
+        monkeypatch, "tutorial", n=250, epochs=8, batch_size=32, lr=0.01, seed=5, **settings
+    )
+    _assert_same(results, 1e-9)
+
+
+def test_sample_weights_match(monkeypatch):
+    sizes, acts, loss = CASES["two-outputs"]
+    X, Y = _data(sizes, loss, 200)
+    w = np.random.default_rng(1).uniform(0.0, 3.0, size=200)
+    results = []
+    for use_unrolled in (True, False):
+        with monkeypatch.context() as patch:
+            if not use_unrolled:
+                patch.setattr(unrolled, "eligible", lambda *args: False)
+            net = Network(sizes, acts, loss, dtype="float64", seed=3)
+            for batch in (200, 48):  # the unshuffled and the shuffled loop
+                net.fit(X, Y, sample_weight=w, epochs=5, batch_size=batch, lr=0.1, seed=2)
+            results.append((np.array(net.history), net.params.copy()))
+    _assert_same(results, 1e-9)
+
+
+def test_float32_agrees_with_float64(monkeypatch):
+    (l32, p32), _ = _fit_both(monkeypatch, "tutorial", dtype="float32", epochs=20, lr=0.05)
+    (l64, p64), _ = _fit_both(monkeypatch, "tutorial", dtype="float64", epochs=20, lr=0.05)
+    assert p32.dtype == np.float32
+    np.testing.assert_allclose(l32, l64, rtol=1e-4)
+    np.testing.assert_allclose(p32, p64, rtol=1e-3, atol=1e-4)
+
+
+def test_divergence_restores_the_last_finite_epoch(monkeypatch):
+    sizes, acts, loss = [2, 3, 1], ["relu", "identity"], "mse"
+    assert unrolled.eligible(sizes, SQUARED)
+    X, Y = _data(sizes, loss, 100)
+    net = Network(sizes, acts, loss, dtype="float64", seed=3)
+    net.fit(X, Y, epochs=2, lr=1e-3)
+    before = net.params.copy()
+    with pytest.raises(DivergenceError):
+        net.fit(X * 1e100, Y, epochs=3, lr=1e3)
+    np.testing.assert_array_equal(net.params, before)
+    assert net.epochs_trained == 2
+
+
+def test_which_networks_are_unrolled():
+    assert unrolled.eligible((2, 4, 3, 1), LOGISTIC)
+    assert unrolled.eligible((2, 8, 4, 1), SQUARED)
+    assert not unrolled.eligible((2, 9, 1), LOGISTIC)  # too wide
+    assert unrolled.eligible((8, 8, 8, 8), LOGISTIC)
+    assert not unrolled.eligible((8, 8, 8, 8, 8), LOGISTIC)  # too many weights
+    assert not unrolled.eligible((2, 4, 3), SOFTMAX_CE)  # log is a library call
+
+
+def test_generated_source_uses_the_shared_activation_codes():
+    sizes, acts, _ = CASES["every-activation"]
+    codes = tuple(ACTIVATIONS[a] for a in acts)
+    source = unrolled.generate(tuple(sizes), codes, SQUARED, "float64")
+    compile(source, "<generated>", "exec")
+    for k, code in enumerate(codes[:-1]):
+        assert f"a{k + 1}_0 = activate(z{k + 1}_0, {code})" in source
+
+
+def test_a_damaged_generated_file_is_rewritten(tmp_path, monkeypatch):
+    monkeypatch.setattr(unrolled, "GENERATED_DIR", tmp_path)
+    path = tmp_path / "mlpfast_unrolled_test.py"
+    path.write_text("raise RuntimeError('stale or damaged file was run')\n")
+    module = unrolled._import("mlpfast_unrolled_test", "VALUE = 7\n")
+    assert module.VALUE == 7
+    assert path.read_text() == "VALUE = 7\n"
