@@ -629,16 +629,28 @@ class Network:
             hyper=hyper,
         )
         train = _train.train_epochs_parallel if blocks > 1 else _train.train_epochs
-        if blocks == 1 and _unrolled.eligible(self.layer_sizes, self._spec.kind):
-            train = self._unrolled_trainer()
+        if blocks == 1 and _unrolled.eligible(self._layout.sizes, self._spec.kind):
+            train = self._unrolled_trainer() or train
         return _FitPlan(self._data(X, Y, w), model, ws, config, coefs, threads, train, hyper, n)
 
     def _unrolled_trainer(self):
         """``train_epochs`` with this small network's unrolled gradient kernel (see
-        ``_kernels/unrolled.py``)."""
-        gradient = _unrolled.trainer_kernel(
-            self.layer_sizes, self._layout.codes, self._spec.kind, self.dtype.name
-        )
+        ``_kernels/unrolled.py``), or None (with a warning) when its generated module
+        cannot be written: the general kernels then train it."""
+        try:
+            gradient = _unrolled.trainer_kernel(
+                self._layout.sizes, self._layout.codes, self._spec.kind, self.dtype.name
+            )
+        except OSError as exc:
+            warnings.warn(
+                f"mlpfast could not write the unrolled kernel of this network to the "
+                f"kernel cache ({exc}); it trains with the general kernels, which are "
+                f"slower for small networks. Set MLPFAST_CACHE_DIR or NUMBA_CACHE_DIR to "
+                f"a writable directory to fix this.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return None
 
         def train(data, model, ws, config, coefs, counters, epoch_losses):
             return _train.train_epochs_unrolled(

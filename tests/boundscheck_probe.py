@@ -33,6 +33,9 @@ cases = [
     ([5, 7, 3], ["tanh", "softmax"], "categorical_crossentropy"),
     ([4, 9, 1, 2], ["relu", "elu", "identity"], "mse"),
     ([2, 33, 17, 1], ["leaky_relu", "softplus", "exp"], "poisson"),
+    # unrolled kernels (serial fits of small networks): hidden layers, 2 outputs
+    ([3, 4, 2], ["relu", "identity"], "mse"),
+    ([2, 3, 3, 2], ["tanh", "relu", "sigmoid"], "binary_crossentropy"),
 ]
 for sizes, acts, loss in cases:
     for dtype in ("float32", "float64"):
@@ -58,7 +61,7 @@ for sizes, acts, loss in cases:
                         lr=0.01,
                         optimizer=optimizer,
                         alpha=1e-3,
-                        sample_weight=rng.random(n) + 0.1,
+                        sample_weight=rng.random(n) + 0.1 if optimizer == "adam" else None,
                     )
                 net.gradients(X, Y)
                 net.predict(np.repeat(X, 300, axis=0))

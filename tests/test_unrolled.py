@@ -10,6 +10,8 @@ minibatches with shuffling, sample weights, every optimizer, L2 and the
 invscaling schedule.
 """
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -106,12 +108,14 @@ def test_sample_weights_match(monkeypatch):
     _assert_same(results, 1e-9)
 
 
-def test_float32_agrees_with_float64(monkeypatch):
-    (l32, p32), _ = _fit_both(monkeypatch, "tutorial", dtype="float32", epochs=20, lr=0.05)
-    (l64, p64), _ = _fit_both(monkeypatch, "tutorial", dtype="float64", epochs=20, lr=0.05)
-    assert p32.dtype == np.float32
-    np.testing.assert_allclose(l32, l64, rtol=1e-4)
-    np.testing.assert_allclose(p32, p64, rtol=1e-3, atol=1e-4)
+def test_float32_matches_the_general_kernels_and_float64(monkeypatch):
+    fit = dict(n=250, epochs=6, batch_size=40, lr=0.01, optimizer="adam", alpha=1e-3, seed=1)
+    unrolled32, general32 = _fit_both(monkeypatch, "tutorial", dtype="float32", **fit)
+    unrolled64, _ = _fit_both(monkeypatch, "tutorial", dtype="float64", **fit)
+    assert unrolled32[1].dtype == np.float32
+    _assert_same((unrolled32, general32), 1e-5)
+    np.testing.assert_allclose(unrolled32[0], unrolled64[0], rtol=1e-4)
+    np.testing.assert_allclose(unrolled32[1], unrolled64[1], rtol=1e-3, atol=1e-4)
 
 
 def test_divergence_restores_the_last_finite_epoch(monkeypatch):
@@ -139,7 +143,7 @@ def test_which_networks_are_unrolled():
 def test_generated_source_uses_the_shared_activation_codes():
     sizes, acts, _ = CASES["every-activation"]
     codes = tuple(ACTIVATIONS[a] for a in acts)
-    source = unrolled.generate(tuple(sizes), codes, SQUARED, "float64")
+    source = unrolled.generate(tuple(sizes), codes, SQUARED)
     compile(source, "<generated>", "exec")
     for k, code in enumerate(codes[:-1]):
         assert f"a{k + 1}_0 = activate(z{k + 1}_0, {code})" in source
@@ -147,8 +151,29 @@ def test_generated_source_uses_the_shared_activation_codes():
 
 def test_a_damaged_generated_file_is_rewritten(tmp_path, monkeypatch):
     monkeypatch.setattr(unrolled, "GENERATED_DIR", tmp_path)
+    monkeypatch.delitem(sys.modules, "mlpfast_unrolled_test", raising=False)
     path = tmp_path / "mlpfast_unrolled_test.py"
     path.write_text("raise RuntimeError('stale or damaged file was run')\n")
     module = unrolled._import("mlpfast_unrolled_test", "VALUE = 7\n")
     assert module.VALUE == 7
     assert path.read_text() == "VALUE = 7\n"
+    assert not list(tmp_path.glob("*.tmp"))
+    sys.modules.pop("mlpfast_unrolled_test")
+
+
+def test_an_unwritable_cache_falls_back_to_the_general_kernels(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    sizes, acts, loss = [2, 5, 1], ["tanh", "sigmoid"], "binary_crossentropy"
+    X, Y = _data(sizes, loss, 64)
+    expected = Network(sizes, acts, loss, dtype="float64", seed=3)
+    with monkeypatch.context() as patch:
+        patch.setattr(unrolled, "eligible", lambda *args: False)
+        expected.fit(X, Y, epochs=3, lr=0.1)
+    monkeypatch.setattr(unrolled, "GENERATED_DIR", blocker / "unrolled")  # not a directory
+    monkeypatch.setattr(unrolled, "_pointers", {})
+    monkeypatch.setattr(unrolled, "_modules", {})
+    net = Network(sizes, acts, loss, dtype="float64", seed=3)
+    with pytest.warns(RuntimeWarning, match="could not write the unrolled kernel"):
+        net.fit(X, Y, epochs=3, lr=0.1)
+    np.testing.assert_array_equal(net.params, expected.params)

@@ -1,8 +1,9 @@
 """The optimizer table and in-place updates over the flat parameter buffer.
 
-Plain SGD reaches this module only under the GRADIENT_SUM thread split (see
-``train.py``): otherwise its step is fused into the weight-gradient product
-(``W <- (1 - lr l2) W - lr A^T D``, see ``dense.py``).
+Plain SGD reaches this module only under the GRADIENT_SUM thread split and in
+the unrolled kernels of small networks (see ``train.py``): otherwise its step is
+fused into the weight-gradient product (``W <- (1 - lr l2) W - lr A^T D``, see
+``dense.py``).
 The other optimizers get the gradient of a block of rows of W in the flat
 gradient buffer and update those rows here, in the same thread, right after.
 Optimizer state is a flat buffer too: ``state[0]`` is the velocity (momentum) or

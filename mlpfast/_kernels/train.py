@@ -173,6 +173,24 @@ def _input_source(xs, x_off, d, ws, capacity, layout, c0, c1):
 
 
 @kernel(inline="always")
+def gather_rows(data, ws, start, c0, c1, use_weights):
+    """Rows c0:c1 of the shuffled minibatch at ``start`` (through ``ws.perm``) into
+    rows c0:c1 of ``ws.xbuf``/``ws.ybuf`` (and their weights into ``ws.wbuf``)."""
+    xbuf, ybuf, wbuf = ws.xbuf, ws.ybuf, ws.wbuf
+    Xf, Yf = data.Xf, data.Yf
+    ud, um = np.uint64(data.X.shape[1]), np.uint64(data.Y.shape[1])
+    for r in range(c0, c1):
+        source = np.uint64(ws.perm[start + r])
+        row = np.uint64(r)
+        for j in range(ud):
+            xbuf[row * ud + j] = Xf[source * ud + j]
+        for j in range(um):
+            ybuf[row * um + j] = Yf[source * um + j]
+        if use_weights:
+            wbuf[r] = data.sample_weight[source]
+
+
+@kernel(inline="always")
 def forward_backward(
     data, model, ws, start, size, use_perm, c0, c1, kind, delta_scale, use_weights
 ):
@@ -191,19 +209,8 @@ def forward_backward(
     deltas = ws.deltas
     capacity = ws.wbuf.shape[0]
     if use_perm:
-        xbuf, ybuf, wbuf = ws.xbuf, ws.ybuf, ws.wbuf
-        Xf, Yf = data.Xf, data.Yf
-        ud, um = np.uint64(d), np.uint64(m)
-        for r in range(c0, c1):
-            source = np.uint64(ws.perm[start + r])
-            row = np.uint64(r)
-            for j in range(ud):
-                xbuf[row * ud + j] = Xf[source * ud + j]
-            for j in range(um):
-                ybuf[row * um + j] = Yf[source * um + j]
-            if use_weights:
-                wbuf[r] = data.sample_weight[source]
-        xs, x_off, ys, y_off, wsrc, w_off = xbuf, 0, ybuf, 0, wbuf, 0
+        gather_rows(data, ws, start, c0, c1, use_weights)
+        xs, x_off, ys, y_off, wsrc, w_off = ws.xbuf, 0, ws.ybuf, 0, ws.wbuf, 0
     else:
         xs, x_off = data.Xf, start * d
         ys, y_off = data.Yf, start * m
@@ -861,10 +868,11 @@ def epoch_loop(data, model, ws, config, coefs, counters, epoch_losses, step, ste
     return config[N_EPOCHS], OK
 
 
-# The two training loops below differ only in the minibatch step they call: one
-# runs in the calling thread, one splits minibatches across threads.  They are
+# The training loops below differ only in the minibatch step they call: in the
+# calling thread (general or unrolled kernels) or split across threads.  They are
 # separate kernels (not one with a flag) so that a serial fit never compiles the
-# parallel region: about 6 s of a cold compile (see asv ColdStart).
+# parallel region (about 6 s of a cold compile, see asv ColdStart), and a small
+# network's fit never compiles the general layer kernels.
 @kernel
 def train_epochs(data, model, ws, config, coefs, counters, epoch_losses):
     """:func:`epoch_loop` with :func:`minibatch_step`."""
@@ -882,22 +890,21 @@ def _general_step(data, model, ws, config, coefs, start, size, use_perm, lr, alp
 def _unrolled_step(
     data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq, gradient
 ):
+    """The unrolled kernel's step: its rows contiguous (gathered when shuffled), the
+    gradient, then the optimizer over the whole flat buffer."""
     use_weights, wsum, delta_scale, l2 = _step_setup(
         data, ws, config, coefs, start, size, use_perm, alpha
     )
-    loss = gradient(
-        model.params,
-        model.grads,
-        data.Xf,
-        data.Yf,
-        data.sample_weight,
-        ws.perm,
-        start,
-        size,
-        use_perm,
-        use_weights,
-        delta_scale,
-    )
+    d, m = data.X.shape[1], data.Y.shape[1]
+    if use_perm:
+        gather_rows(data, ws, start, 0, size, use_weights)
+        xs, x_off, ys, y_off, wsrc, w_off = ws.xbuf, 0, ws.ybuf, 0, ws.wbuf, 0
+    elif use_weights:
+        xs, x_off, ys, y_off = data.Xf, start * d, data.Yf, start * m
+        wsrc, w_off = data.sample_weight, start
+    else:  # ws.wbuf holds ones (at least ``size`` of them)
+        xs, x_off, ys, y_off, wsrc, w_off = data.Xf, start * d, data.Yf, start * m, ws.wbuf, 0
+    loss = gradient(model.params, model.grads, xs, x_off, ys, y_off, wsrc, w_off, size, delta_scale)
     sumsq = update_share(model, 0, model.params.shape[0], config[OPTIMIZER], coefs, lr, l2)
     return loss, wsum, sumsq if want_sumsq else 0.0
 
@@ -992,6 +999,7 @@ __all__ = [
     "Workspace",
     "train_epochs",
     "train_epochs_parallel",
+    "train_epochs_unrolled",
     "gradient_pass",
     "gradient_pass_parallel",
 ]

@@ -13,19 +13,36 @@ and the optimizer are the general ones (``train.train_epochs_unrolled``), which
 call the generated kernel through a function pointer: they are compiled once per
 dtype, the generated kernel once per architecture.
 
-Measured on the tutorial (Zen 4, float64, one thread, same process, 1500-epoch
-fits): 11.2-11.5 us an iteration with the general kernels, 8.8-9.2 us unrolled;
-what is left is mostly the log-loss (exp, log1p and a division per sample:
-without it the gradient takes 4.3 us).  Compile time (empty cache): the tutorial's
-kernel 1.6-3.5 s, the epoch loop 4.2 s once per dtype, against ~15 s for the
-general kernels, which a small network's fit then never needs.
+The kernel reads its rows contiguously: a shuffled minibatch is gathered first
+(``train.gather_rows``, as the general kernels do), and unweighted rows read a
+buffer of ones, so one loop serves every case (four specialized loops had made
+the compile four times longer: [8,8,8,8] took 32 s).
 
-The source is generated per (layer sizes, activations, loss, dtype) and written
-to ``<kernel cache>/unrolled/`` as a real module, so Numba caches its machine
-code like any kernel's (an ``exec``'d function cannot be cached) and the next
-process loads it.  The module name is a hash of its text, and a file whose text
-is not exactly what this module generates is rewritten before it is imported,
-so a stale or damaged file never runs.
+Measured (Zen 4, float64, one thread; the machine's speed drifts by ~30 %, so
+each pair was measured alternately in one process):
+
+- the tutorial's gradient (log-loss) 8.1 us against 11.2-11.5 us an iteration for
+  the general kernels; what is left is mostly the log-loss (exp, log1p and a
+  division per sample: with a squared error the same network takes 4.7 us an
+  epoch, against 16.1 for the general kernels);
+- 1000-row epochs (squared error): [2,8,8,1] 32 vs 37 us, [4,8,8,4] 33 vs 115,
+  [8,8,8,8] 70 vs 242; in minibatches of 32 rows 89 vs 87, 94 vs 133, 192 vs 241
+  ([2,8,8,1] is the slowest per weight: beyond ~30 weights the gradient sums no
+  longer fit in registers and spill);
+- compile time with an empty cache: 1.0 s for the tutorial's kernel, 1.5 s for
+  [4,8,4,1], 3.0 s for [4,8,8,4], 5.3 s for [8,8,8,8] (per dtype), plus ~4 s once
+  per dtype for the epoch loop; the general kernels take ~15 s, and a small
+  network's fit never needs them: the tutorial's empty-cache first fit went from
+  13-14 s to 6.8-7.0 s.
+
+The source is generated per (layer sizes, activations, loss) and written to
+``<kernel cache>/unrolled/`` as a real module (both dtypes compile from it), so
+Numba caches its machine code like any kernel's (an ``exec``'d function cannot
+be cached) and the next process loads it.  The module name is a hash of its
+text, and a file whose text is not exactly what this module generates is
+rewritten before it is imported, so a stale or damaged file never runs.  If the
+file cannot be written, the network trains with the general kernels (with a
+warning).
 
 The activations and losses are the general kernels' own scalar functions
 (``activate``, ``derivative``, the log-loss), called with constant codes, so the
@@ -37,6 +54,7 @@ which keeps the loop scalar), nor are fits split across threads.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -52,24 +70,21 @@ from .activations import CANONICAL_NAMES
 from .losses import LOGISTIC, SQUARED
 
 # Widest layer and most weights that are unrolled (every weight and gradient sum
-# is a local).  Measured (Zen 4, float64, one thread, us an epoch of 1000 rows,
-# unrolled vs general): [2,8,8,1] 26.8 vs 34.6 full batch, 91 vs 79 in batches of
-# 32; [4,8,8,4] 43 vs 113 and 118 vs 137; [8,8,8,8] (192 weights) 70 vs 242 and
-# 222 vs 295.  Wider layers go to BLAS in the general kernels.
+# is a local).  At 192 weights ([8,8,8,8]) the unrolled kernel was still 1.26-3.5x
+# faster than the general kernels (see above); wider layers go to BLAS there.
 MAX_WIDTH = 8
 MAX_WEIGHTS = 192
 
 GENERATED_DIR = _config.UNROLLED_DIR
 
 _lock = threading.Lock()
-_loaded: dict[str, object] = {}
-
+_modules: dict[str, object] = {}  # generated module by its name
+_pointers: dict[tuple, KernelPointer] = {}  # by (sizes, codes, loss kind, dtype)
 
 # The unrolled kernel's signature (``t``: the network's dtype): the arguments
-# ``train.train_epochs_unrolled`` passes it, as typed there.
+# ``train._unrolled_step`` passes it, as typed there.
 _SIGNATURE = (
-    "float64({t}[::1], {t}[::1], {t}[::1], {t}[::1], {t}[::1], int64[::1], int64, int64,"
-    " boolean, boolean, float64)"
+    "float64({t}[::1], {t}[::1], {t}[::1], int64, {t}[::1], int64, {t}[::1], int64, int64, float64)"
 )
 
 
@@ -91,8 +106,7 @@ class KernelPointer:
     the dispatcher itself would make it look the address up on every call (25 us).
     """
 
-    def __init__(self, dispatcher):
-        (args,) = dispatcher.signatures
+    def __init__(self, dispatcher, args):
         compiled = dispatcher.overloads[args]
         self._numba_type_ = types.FunctionType(compiled.signature)
         self._address = compiled.library.get_pointer_to_function(
@@ -105,19 +119,21 @@ class KernelPointer:
 
 
 def trainer_kernel(sizes, codes, loss_kind, dtype_name) -> KernelPointer:
-    """The unrolled minibatch-gradient kernel of this architecture, generated and
-    imported (compiled, or loaded from the cache) on first use in a process."""
+    """The unrolled minibatch-gradient kernel of this architecture for this dtype,
+    generated, imported and compiled (or loaded from the cache) on first use in a
+    process.  Raises OSError when the generated module cannot be written."""
     key = (tuple(sizes), tuple(codes), loss_kind, dtype_name)
     with _lock:
-        pointer = _loaded.get(key)
+        pointer = _pointers.get(key)
         if pointer is None:
-            source = generate(*key)
+            source = generate(*key[:3])
             name = f"mlpfast_unrolled_{hashlib.sha256(source.encode()).hexdigest()[:20]}"
-            module = _import(name, source)
+            module = _modules.get(name)
+            if module is None:
+                module = _modules[name] = _import(name, source)
             args, _ = sigutils.normalize_signature(_SIGNATURE.format(t=dtype_name))
             module.gradient.compile(args)  # or load it from the cache
-            pointer = KernelPointer(module.gradient)
-            _loaded[key] = pointer
+            pointer = _pointers[key] = KernelPointer(module.gradient, args)
     return pointer
 
 
@@ -132,9 +148,14 @@ def _import(name, source):
         # the same architecture at the same time sees either file whole.
         GENERATED_DIR.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=GENERATED_DIR, prefix=f".{name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(source)
-        os.replace(temporary, path)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(source)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -147,14 +168,10 @@ def _import(name, source):
 
 
 # ------------------------------------------------------------------------ generation
-def generate(sizes, codes, loss_kind, dtype_name) -> str:
-    """The Python source of the unrolled kernels for one architecture."""
-    n_layers = len(sizes) - 1
-    offsets = []
-    offset = 0
-    for k in range(n_layers):
-        offsets.append((offset, offset + sizes[k] * sizes[k + 1]))
-        offset += sizes[k] * sizes[k + 1] + sizes[k + 1]
+def generate(sizes, codes, loss_kind) -> str:
+    """The Python source of the unrolled kernel for one architecture (both dtypes
+    compile from it)."""
+    parameters = list(_parameters(sizes))
     names = ", ".join(CANONICAL_NAMES[c] for c in codes)
     loss_name = "log-loss" if loss_kind == LOGISTIC else "squared error"
     out = [
@@ -170,66 +187,49 @@ def generate(sizes, codes, loss_kind, dtype_name) -> str:
         "",
         "",
         "@kernel",
-        "def gradient(params, grads, Xf, Yf, weights, perm, start, size, use_perm,"
-        " use_weights, scale):",
-        '    """The minibatch\'s gradient into ``grads``; returns sum_i w_i l_i."""',
+        "def gradient(params, grads, x, x_off, y, y_off, w, w_off, size, scale):",
+        '    """The gradient over rows 0:size of x (features), y (targets) and w (sample',
+        "    weights), which start at x_off, y_off and w_off, into ``grads``; returns",
+        '    sum_i w_i l_i."""',
         "    one = like(1.0, params)",
         "    zero = like(0.0, params)",
         "    scale = like(scale, params)",
     ]
-    for k in range(n_layers):
-        w0, b0 = offsets[k]
-        for i in range(sizes[k]):
-            for j in range(sizes[k + 1]):
-                out.append(f"    w{k}_{i}_{j} = params[{w0 + i * sizes[k + 1] + j}]")
-        for j in range(sizes[k + 1]):
-            out.append(f"    b{k}_{j} = params[{b0 + j}]")
-    for k in range(n_layers):
-        for i in range(sizes[k]):
-            for j in range(sizes[k + 1]):
-                out.append(f"    gw{k}_{i}_{j} = zero")
-        for j in range(sizes[k + 1]):
-            out.append(f"    gb{k}_{j} = zero")
+    out.extend(f"    {name} = params[{index}]" for name, index in parameters)
+    out.extend(f"    g{name} = zero" for name, _ in parameters)
     out.append("    total = 0.0")
-    d, m = sizes[0], sizes[-1]
-    out.append(f"    ud, um = np.uint64({d}), np.uint64({m})")
-    # One loop per (shuffled?, weighted?): a condition inside the loop keeps it scalar.
-    variants = [
-        ("use_perm and use_weights", True, True),
-        ("use_perm", True, False),
-        ("use_weights", False, True),
-        (None, False, False),
-    ]
-    for position, (condition, shuffled, weighted) in enumerate(variants):
-        indent = "        "
-        if condition is None:
-            out.append("    else:")
-        else:
-            out.append(f"    {'if' if position == 0 else 'elif'} {condition}:")
-        out.append(f"{indent}for r in range(size):")
-        body = indent + "    "
-        if shuffled:
-            out.append(f"{body}row = np.uint64(perm[start + r])")
-        else:
-            out.append(f"{body}row = np.uint64(start + r)")
-        out.extend(_sample_body(sizes, codes, loss_kind, weighted, body))
-    for k in range(n_layers):
-        w0, b0 = offsets[k]
-        for i in range(sizes[k]):
-            for j in range(sizes[k + 1]):
-                out.append(f"    grads[{w0 + i * sizes[k + 1] + j}] = gw{k}_{i}_{j}")
-        for j in range(sizes[k + 1]):
-            out.append(f"    grads[{b0 + j}] = gb{k}_{j}")
+    # Unsigned offsets: numba tests every signed computed index for wraparound,
+    # which keeps a loop scalar (see activations.py).
+    out.append("    xo, yo, wo = np.uint64(x_off), np.uint64(y_off), np.uint64(w_off)")
+    out.append(f"    ud, um = np.uint64({sizes[0]}), np.uint64({sizes[-1]})")
+    out.append("    for r in range(size):")
+    out.append("        row = np.uint64(r)")
+    out.extend(_sample_body(sizes, codes, loss_kind, "        "))
+    out.extend(f"    grads[{index}] = g{name}" for name, index in parameters)
     out.append("    return total")
     return "\n".join(out) + "\n"
 
 
-def _sample_body(sizes, codes, loss_kind, weighted, ind):
+def _parameters(sizes):
+    """(local name, index in the flat buffer) of every parameter, in buffer order:
+    ``w{k}_{i}_{j}`` is W_k[i, j] of layer k, ``b{k}_{j}`` its bias j."""
+    index = 0
+    for k in range(len(sizes) - 1):
+        for i in range(sizes[k]):
+            for j in range(sizes[k + 1]):
+                yield f"w{k}_{i}_{j}", index
+                index += 1
+        for j in range(sizes[k + 1]):
+            yield f"b{k}_{j}", index
+            index += 1
+
+
+def _sample_body(sizes, codes, loss_kind, ind):
     """Straight-line code for one sample: forward, loss, backward, gradient sums."""
     n_layers = len(sizes) - 1
     lines = []
     for i in range(sizes[0]):
-        lines.append(f"{ind}a0_{i} = Xf[row * ud + np.uint64({i})]")
+        lines.append(f"{ind}a0_{i} = x[xo + row * ud + np.uint64({i})]")
     for k in range(n_layers):
         for j in range(sizes[k + 1]):
             terms = " + ".join(f"w{k}_{i}_{j} * a{k}_{i}" for i in range(sizes[k]))
@@ -237,11 +237,11 @@ def _sample_body(sizes, codes, loss_kind, weighted, ind):
             if k < n_layers - 1:
                 lines.append(f"{ind}a{k + 1}_{j} = activate(z{k + 1}_{j}, {codes[k]})")
     last = n_layers
-    lines.append(f"{ind}wi = weights[row]" if weighted else f"{ind}wi = one")
+    lines.append(f"{ind}wi = w[wo + row]")
     lines.append(f"{ind}row_scale = scale * wi")
     losses = []
     for j in range(sizes[-1]):
-        lines.append(f"{ind}t{j} = Yf[row * um + np.uint64({j})]")
+        lines.append(f"{ind}t{j} = y[yo + row * um + np.uint64({j})]")
         if loss_kind == LOGISTIC:
             lines.append(f"{ind}l{j}, g{j} = _logistic(z{last}_{j}, t{j}, one)")
             lines.append(f"{ind}d{last}_{j} = row_scale * g{j}")
@@ -250,7 +250,7 @@ def _sample_body(sizes, codes, loss_kind, weighted, ind):
             lines.append(f"{ind}e{j} = o{j} - t{j}")
             lines.append(f"{ind}l{j} = e{j} * e{j}")
             lines.append(f"{ind}d{last}_{j} = row_scale * e{j} * derivative(o{j}, {codes[-1]})")
-        losses.append(f"l{j}")
+        losses.append(f"np.float64(l{j})")  # a row's loss sums in float64, as in losses.py
     lines.append(f"{ind}total += wi * ({' + '.join(losses)})")
     for k in range(n_layers - 1, -1, -1):
         for j in range(sizes[k + 1]):
