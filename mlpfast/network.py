@@ -280,7 +280,10 @@ class Network:
         return out
 
     def _first_narrow(self) -> bool:
-        return bool(narrow(self.layer_sizes[0], self.layer_sizes[1]))
+        # The kernel's own rule, evaluated in Python: calling the compiled ``narrow``
+        # from Python would load it from the cache, an extra load in every process.
+        rule = getattr(narrow, "py_func", narrow)  # (a plain function under NUMBA_DISABLE_JIT)
+        return bool(rule(self.layer_sizes[0], self.layer_sizes[1]))
 
     def forward(self, X) -> np.ndarray:
         """The network's output (after the output activation) for each row of X."""
