@@ -656,8 +656,9 @@ class Network:
             return None
 
         def train(data, model, ws, config, coefs, counters, epoch_losses):
+            # (``gradient`` keeps the compiled kernel alive while a plan can call it)
             return _train.train_epochs_unrolled(
-                data, model, ws, config, coefs, counters, epoch_losses, gradient
+                data, model, ws, config, coefs, counters, epoch_losses, gradient.addresses
             )
 
         return train

@@ -624,15 +624,19 @@ def _interrupt_kernel_call(monkeypatch, call):
     """Make the training kernel raise KeyboardInterrupt (as Ctrl-C would) on its
     ``call``-th invocation."""
     calls = []
-    original = train_kernels.train_epochs
 
-    def interrupted(*args):
-        calls.append(1)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return original(*args)
+    def interrupting(original):
+        def interrupted(*args):
+            calls.append(1)
+            if len(calls) == call:
+                raise KeyboardInterrupt
+            return original(*args)
 
-    monkeypatch.setattr(train_kernels, "train_epochs", interrupted)
+        return interrupted
+
+    # (the general kernels, and the unrolled ones that small networks train with)
+    for name in ("train_epochs", "train_epochs_unrolled"):
+        monkeypatch.setattr(train_kernels, name, interrupting(getattr(train_kernels, name)))
 
 
 def test_ctrl_c_during_fit_warns_and_leaves_a_usable_model(iris, monkeypatch):

@@ -18,7 +18,7 @@ import pytest
 from mlpfast import DivergenceError, Network
 from mlpfast._kernels import unrolled
 from mlpfast._kernels.activations import ACTIVATIONS
-from mlpfast._kernels.losses import LOGISTIC, SOFTMAX_CE, SQUARED
+from mlpfast._kernels.losses import LOGISTIC, POISSON, SOFTMAX_CE, SQUARED
 
 ALL_HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "elu", "softplus"]
 CASES = {
@@ -30,6 +30,8 @@ CASES = {
     "two-outputs": ([4, 3, 2], ["tanh", "sigmoid"], "log_loss"),
     # squared error through a tanh output (its derivative is in the delta)
     "tanh-output": ([2, 3, 2], ["elu", "tanh"], "mse"),
+    # three classes: softmax and cross-entropy
+    "softmax": ([4, 5, 3], ["softplus", "softmax"], "categorical_crossentropy"),
 }
 
 
@@ -38,6 +40,8 @@ def _data(sizes, loss, n, seed=0):
     X = rng.normal(size=(n, sizes[0]))
     if loss in ("binary_crossentropy", "log_loss"):
         Y = (rng.random((n, sizes[-1])) < 0.5).astype(float)
+    elif loss == "categorical_crossentropy":
+        Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], n)]
     else:
         Y = rng.normal(size=(n, sizes[-1])) * 0.5
     return X, Y
@@ -92,8 +96,9 @@ def test_shuffled_minibatches_and_optimizers_match(monkeypatch, settings):
     _assert_same(results, 1e-9)
 
 
-def test_sample_weights_match(monkeypatch):
-    sizes, acts, loss = CASES["two-outputs"]
+@pytest.mark.parametrize("case", ["two-outputs", "softmax"])
+def test_sample_weights_match(monkeypatch, case):
+    sizes, acts, loss = CASES[case]
     X, Y = _data(sizes, loss, 200)
     w = np.random.default_rng(1).uniform(0.0, 3.0, size=200)
     results = []
@@ -137,7 +142,8 @@ def test_which_networks_are_unrolled():
     assert not unrolled.eligible((2, 9, 1), LOGISTIC)  # too wide
     assert unrolled.eligible((8, 8, 8, 8), LOGISTIC)
     assert not unrolled.eligible((8, 8, 8, 8, 8), LOGISTIC)  # too many weights
-    assert not unrolled.eligible((2, 4, 3), SOFTMAX_CE)  # log is a library call
+    assert unrolled.eligible((2, 4, 3), SOFTMAX_CE)
+    assert not unrolled.eligible((2, 4, 3), POISSON)  # log of any positive target
 
 
 def test_generated_source_uses_the_shared_activation_codes():
@@ -177,3 +183,28 @@ def test_an_unwritable_cache_falls_back_to_the_general_kernels(tmp_path, monkeyp
     with pytest.warns(RuntimeWarning, match="could not write the unrolled kernel"):
         net.fit(X, Y, epochs=3, lr=0.1)
     np.testing.assert_array_equal(net.params, expected.params)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_softmax_normalizer_log_is_within_two_ulp(dtype):
+    import numba
+
+    from mlpfast._kernels.vmath import log_at_least_one
+
+    @numba.njit
+    def logs(values, out):
+        for i in range(values.shape[0]):
+            out[i] = log_at_least_one(values[i])
+
+    rng = np.random.default_rng(0)
+    top = 700.0 if dtype == np.float64 else 88.0
+    edges = [1.0, np.nextafter(dtype(1), dtype(2)), 1.5, 2.0, np.nextafter(dtype(2), dtype(1)), 8.0]
+    values = np.concatenate(
+        [edges, 1 + rng.exponential(3.0, 20000), np.exp(rng.uniform(0, top, 2000))]
+    ).astype(dtype)
+    got = np.empty_like(values)
+    logs(values, got)
+    expected = np.log(values.astype(np.float64))
+    assert got[0] == 0.0
+    error = np.abs(got - expected) / np.maximum(expected, 1.0)
+    assert error.max() <= 2 * np.finfo(dtype).eps

@@ -97,6 +97,7 @@ from .optimizers import L2 as L2_COEF
 from .optimizers import N_COEFS as _OPTIMIZER_COEFS
 from .scalars import like
 from .shuffle import epoch_permutation
+from .unrolled import function_at
 
 # Indices into the int64 ``config`` array.
 (
@@ -888,7 +889,7 @@ def _general_step(data, model, ws, config, coefs, start, size, use_perm, lr, alp
 
 @kernel(inline="always")
 def _unrolled_step(
-    data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq, gradient
+    data, model, ws, config, coefs, start, size, use_perm, lr, alpha, want_sumsq, addresses
 ):
     """The unrolled kernel's step: its rows contiguous (gathered when shuffled), the
     gradient, then the optimizer over the whole flat buffer."""
@@ -904,18 +905,19 @@ def _unrolled_step(
         wsrc, w_off = data.sample_weight, start
     else:  # ws.wbuf holds ones (at least ``size`` of them)
         xs, x_off, ys, y_off, wsrc, w_off = data.Xf, start * d, data.Yf, start * m, ws.wbuf, 0
+    gradient = function_at(addresses[0], addresses[1], model.params)
     loss = gradient(model.params, model.grads, xs, x_off, ys, y_off, wsrc, w_off, size, delta_scale)
     sumsq = update_share(model, 0, model.params.shape[0], config[OPTIMIZER], coefs, lr, l2)
     return loss, wsum, sumsq if want_sumsq else 0.0
 
 
 @kernel
-def train_epochs_unrolled(data, model, ws, config, coefs, counters, epoch_losses, gradient):
-    """:func:`train_epochs` for a small network whose minibatch gradient is
-    ``gradient``, a function pointer to the network's unrolled kernel (see
-    ``unrolled.py``): compiled once per dtype, whatever the architecture."""
+def train_epochs_unrolled(data, model, ws, config, coefs, counters, epoch_losses, addresses):
+    """:func:`train_epochs` for a small network whose minibatch gradient is the
+    unrolled kernel at ``addresses`` (``unrolled.KernelPointer``): compiled once
+    per dtype, whatever the architecture."""
     return epoch_loop(
-        data, model, ws, config, coefs, counters, epoch_losses, _unrolled_step, gradient
+        data, model, ws, config, coefs, counters, epoch_losses, _unrolled_step, addresses
     )
 
 

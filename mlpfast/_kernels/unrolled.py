@@ -47,9 +47,11 @@ warning).
 The activations and losses are the general kernels' own scalar functions
 (``activate``, ``derivative``, the log-loss), called with constant codes, so the
 two paths compute the same formulas; only the order of the sums differs
-(``tests/test_unrolled.py`` checks both paths train the same model).  Losses with
-a softmax or a Poisson output are not unrolled (their ``log`` is a library call,
-which keeps the loop scalar), nor are fits split across threads.
+(``tests/test_unrolled.py`` checks both paths train the same model).  The
+softmax's normalizer takes ``vmath.log_at_least_one`` (libm's ``log`` is a
+library call, which would keep the loop scalar).  Poisson losses are not
+unrolled (they take the log of any positive target), nor are fits split across
+threads.
 """
 
 from __future__ import annotations
@@ -63,11 +65,13 @@ import tempfile
 import threading
 
 import numba
-from numba.core import sigutils, types
+import numpy as np
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from .. import _config
 from .activations import CANONICAL_NAMES
-from .losses import LOGISTIC, SQUARED
+from .losses import LOGISTIC, SOFTMAX_CE, SQUARED
 
 # Widest layer and most weights that are unrolled (every weight and gradient sum
 # is a local).  At 192 weights ([8,8,8,8]) the unrolled kernel was still 1.26-3.5x
@@ -81,41 +85,76 @@ _lock = threading.Lock()
 _modules: dict[str, object] = {}  # generated module by its name
 _pointers: dict[tuple, KernelPointer] = {}  # by (sizes, codes, loss kind, dtype)
 
-# The unrolled kernel's signature (``t``: the network's dtype): the arguments
-# ``train._unrolled_step`` passes it, as typed there.
-_SIGNATURE = (
-    "float64({t}[::1], {t}[::1], {t}[::1], int64, {t}[::1], int64, {t}[::1], int64, int64, float64)"
-)
+
+def gradient_signature(dtype):
+    """The unrolled kernel's signature for a network of ``dtype`` (a numba type):
+    the arguments ``train._unrolled_step`` passes it, as typed there."""
+    vector = types.Array(dtype, 1, "C")
+    index = types.int64
+    return types.float64(
+        vector, vector, vector, index, vector, index, vector, index, index, types.float64
+    )
+
+
+# Poisson is not unrolled: its loss takes log(y), for any positive target.
+_UNROLLED_LOSSES = {
+    SQUARED: "squared error",
+    LOGISTIC: "log-loss",
+    SOFTMAX_CE: "softmax cross-entropy",
+}
 
 
 def eligible(sizes, loss_kind) -> bool:
     """Whether a network of these layer sizes and loss kind gets an unrolled kernel."""
-    if GENERATED_DIR is None or numba.config.DISABLE_JIT or loss_kind not in (LOGISTIC, SQUARED):
+    if GENERATED_DIR is None or numba.config.DISABLE_JIT or loss_kind not in _UNROLLED_LOSSES:
         return False
     n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
     return max(sizes) <= MAX_WIDTH and n_weights <= MAX_WEIGHTS
 
 
 class KernelPointer:
-    """A compiled kernel passed to another kernel as a function pointer.
+    """Where a compiled unrolled kernel is, for ``train.train_epochs_unrolled``.
 
-    ``train.train_epochs_unrolled`` takes the unrolled gradient as an argument of
-    Numba's function type, so it is compiled (and cached) once per dtype and calls
-    whichever architecture's kernel it is given.  Numba types this object by
-    ``_numba_type_`` and reads its address through ``__wrapper_address__``: passing
-    the dispatcher itself would make it look the address up on every call (25 us).
+    The epoch loop is compiled (and cached) once per dtype and calls whichever
+    architecture's kernel it is given, through :func:`function_at`.  It gets the
+    addresses in a small int64 array (``addresses``), which Numba types as fast as
+    any array.  Measured alternatives: the dispatcher itself as an argument makes
+    Numba compile the loop again for every architecture and never load it from the
+    cache; an object typed as a ``FunctionType`` is unboxed through two Python
+    calls, ~7 us a call (an epoch of the tutorial's kernel is ~9 us).
     """
 
     def __init__(self, dispatcher, args):
         compiled = dispatcher.overloads[args]
-        self._numba_type_ = types.FunctionType(compiled.signature)
-        self._address = compiled.library.get_pointer_to_function(
-            compiled.fndesc.llvm_cfunc_wrapper_name
+        library = compiled.library
+        self.addresses = np.array(
+            [
+                library.get_pointer_to_function(compiled.fndesc.llvm_cfunc_wrapper_name),
+                library.get_pointer_to_function(compiled.fndesc.llvm_func_name),
+            ],
+            dtype=np.int64,
         )
         self._dispatcher = dispatcher  # keeps the machine code alive
 
-    def __wrapper_address__(self):
-        return self._address
+
+@intrinsic
+def function_at(typingctx, c_address, jit_address, params):
+    """The unrolled kernel compiled at these addresses (``KernelPointer.addresses``)
+    as a first-class function for a network with the dtype of ``params``.  The
+    Numba-convention address is used for calls, so an exception in the kernel (an
+    IndexError in a NUMBA_BOUNDSCHECK build) propagates to the caller; the C
+    wrapper's is what Numba's function values carry besides."""
+    function_type = types.FunctionType(gradient_signature(params.dtype))
+
+    def codegen(context, builder, signature, args):
+        pointer = context.get_value_type(types.voidptr)
+        value = cgutils.create_struct_proxy(function_type)(context, builder)
+        value.c_addr = builder.inttoptr(args[0], pointer)
+        value.py_addr = pointer(None)
+        value.jit_addr = builder.inttoptr(args[1], pointer)
+        return value._getvalue()
+
+    return function_type(types.int64, types.int64, params), codegen
 
 
 def trainer_kernel(sizes, codes, loss_kind, dtype_name) -> KernelPointer:
@@ -131,7 +170,7 @@ def trainer_kernel(sizes, codes, loss_kind, dtype_name) -> KernelPointer:
             module = _modules.get(name)
             if module is None:
                 module = _modules[name] = _import(name, source)
-            args, _ = sigutils.normalize_signature(_SIGNATURE.format(t=dtype_name))
+            args = gradient_signature(numba.from_dtype(np.dtype(dtype_name))).args
             module.gradient.compile(args)  # or load it from the cache
             pointer = _pointers[key] = KernelPointer(module.gradient, args)
     return pointer
@@ -173,7 +212,7 @@ def generate(sizes, codes, loss_kind) -> str:
     compile from it)."""
     parameters = list(_parameters(sizes))
     names = ", ".join(CANONICAL_NAMES[c] for c in codes)
-    loss_name = "log-loss" if loss_kind == LOGISTIC else "squared error"
+    loss_name = _UNROLLED_LOSSES[loss_kind]
     out = [
         f'"""Generated by mlpfast._kernels.unrolled for layers {list(sizes)}, activations',
         f'({names}), {loss_name}.  Do not edit: a file that differs is rewritten."""',
@@ -184,6 +223,7 @@ def generate(sizes, codes, loss_kind) -> str:
         "from mlpfast._kernels.activations import activate, derivative",
         "from mlpfast._kernels.losses import _logistic",
         "from mlpfast._kernels.scalars import like",
+        "from mlpfast._kernels.vmath import exp, log_at_least_one",
         "",
         "",
         "@kernel",
@@ -224,6 +264,24 @@ def _parameters(sizes):
             index += 1
 
 
+def _softmax_lines(last, m, ind):
+    """Softmax + cross-entropy of one row, as ``losses.output_loss_and_delta``
+    computes it (the normalizer's log by the vectorizable ``log_at_least_one``:
+    the normalizer is at least 1, the peak's own term)."""
+    z = [f"z{last}_{j}" for j in range(m)]
+    lines = [f"{ind}peak = {z[0]}"]
+    lines += [f"{ind}peak = max(peak, {z[j]})" for j in range(1, m)]
+    lines += [f"{ind}s{j} = exp({z[j]} - peak)" for j in range(m)]
+    lines.append(f"{ind}norm = {' + '.join(f's{j}' for j in range(m))}")
+    lines.append(f"{ind}log_norm = peak + log_at_least_one(norm)")
+    lines.append(f"{ind}mass = {' + '.join(f't{j}' for j in range(m))}")
+    terms = " + ".join(f"t{j} * ({z[j]} - log_norm)" for j in range(m))
+    lines.append(f"{ind}row_loss = -({terms})")
+    lines.append(f"{ind}inverse = one / norm")
+    lines += [f"{ind}d{last}_{j} = row_scale * (s{j} * inverse * mass - t{j})" for j in range(m)]
+    return lines
+
+
 def _sample_body(sizes, codes, loss_kind, ind):
     """Straight-line code for one sample: forward, loss, backward, gradient sums."""
     n_layers = len(sizes) - 1
@@ -242,6 +300,8 @@ def _sample_body(sizes, codes, loss_kind, ind):
     losses = []
     for j in range(sizes[-1]):
         lines.append(f"{ind}t{j} = y[yo + row * um + np.uint64({j})]")
+        if loss_kind == SOFTMAX_CE:
+            continue  # below, once all targets are read
         if loss_kind == LOGISTIC:
             lines.append(f"{ind}l{j}, g{j} = _logistic(z{last}_{j}, t{j}, one)")
             lines.append(f"{ind}d{last}_{j} = row_scale * g{j}")
@@ -251,6 +311,9 @@ def _sample_body(sizes, codes, loss_kind, ind):
             lines.append(f"{ind}l{j} = e{j} * e{j}")
             lines.append(f"{ind}d{last}_{j} = row_scale * e{j} * derivative(o{j}, {codes[-1]})")
         losses.append(f"np.float64(l{j})")  # a row's loss sums in float64, as in losses.py
+    if loss_kind == SOFTMAX_CE:
+        lines.extend(_softmax_lines(last, sizes[-1], ind))
+        losses = ["np.float64(row_loss)"]
     lines.append(f"{ind}total += wi * ({' + '.join(losses)})")
     for k in range(n_layers - 1, -1, -1):
         for j in range(sizes[k + 1]):
