@@ -916,6 +916,8 @@ def train_epochs_unrolled(data, model, ws, config, coefs, counters, epoch_losses
     """:func:`train_epochs` for a small network whose minibatch gradient is the
     unrolled kernel at ``addresses`` (``unrolled.KernelPointer``): compiled once
     per dtype, whatever the architecture."""
+    if addresses[2] != model.params.itemsize:
+        raise TypeError("an unrolled kernel compiled for another dtype than the network's")
     return epoch_loop(
         data, model, ws, config, coefs, counters, epoch_losses, _unrolled_step, addresses
     )

@@ -44,12 +44,14 @@ rewritten before it is imported, so a stale or damaged file never runs.  If the
 file cannot be written, the network trains with the general kernels (with a
 warning).
 
-The activations and losses are the general kernels' own scalar functions
-(``activate``, ``derivative``, the log-loss), called with constant codes, so the
-two paths compute the same formulas; only the order of the sums differs
-(``tests/test_unrolled.py`` checks both paths train the same model).  The
-softmax's normalizer takes ``vmath.log_at_least_one`` (libm's ``log`` is a
-library call, which would keep the loop scalar).  Poisson losses are not
+The activations and the log-loss are the general kernels' own scalar functions
+(``activate``, ``derivative``, ``_logistic``), called with constant codes, so
+for them the two paths compute the same formulas and only the order of the sums
+differs (``tests/test_unrolled.py`` checks both paths train the same model).
+The softmax is written out here: its normalizer's log is
+``vmath.log_at_least_one`` (libm's ``log`` is a library call, which would keep
+the loop scalar) and its probabilities are ``s_j / norm`` rather than the general
+path's ``exp(z_j - log norm)``: equal to a few ulp.  Poisson losses are not
 unrolled (they take the log of any positive target), nor are fits split across
 threads.
 """
@@ -124,16 +126,24 @@ class KernelPointer:
     calls, ~7 us a call (an epoch of the tutorial's kernel is ~9 us).
     """
 
-    def __init__(self, dispatcher, args):
-        compiled = dispatcher.overloads[args]
+    def __init__(self, dispatcher, dtype):
+        signature = gradient_signature(numba.from_dtype(dtype))
+        compiled = dispatcher.overloads[signature.args]
+        if compiled.signature != signature:  # function_at assumes this signature
+            raise TypeError(f"unrolled kernel compiled as {compiled.signature}, not {signature}")
         library = compiled.library
+        # [C wrapper, numba convention, item size of the dtype it was compiled for]:
+        # train_epochs_unrolled checks the last against the network's parameters.
         self.addresses = np.array(
             [
                 library.get_pointer_to_function(compiled.fndesc.llvm_cfunc_wrapper_name),
                 library.get_pointer_to_function(compiled.fndesc.llvm_func_name),
+                dtype.itemsize,
             ],
             dtype=np.int64,
         )
+        if not self.addresses[:2].all():
+            raise RuntimeError("the unrolled kernel has no machine code address")
         self._dispatcher = dispatcher  # keeps the machine code alive
 
 
@@ -170,9 +180,9 @@ def trainer_kernel(sizes, codes, loss_kind, dtype_name) -> KernelPointer:
             module = _modules.get(name)
             if module is None:
                 module = _modules[name] = _import(name, source)
-            args = gradient_signature(numba.from_dtype(np.dtype(dtype_name))).args
-            module.gradient.compile(args)  # or load it from the cache
-            pointer = _pointers[key] = KernelPointer(module.gradient, args)
+            dtype = np.dtype(dtype_name)
+            module.gradient.compile(gradient_signature(numba.from_dtype(dtype)).args)  # or load
+            pointer = _pointers[key] = KernelPointer(module.gradient, dtype)
     return pointer
 
 
@@ -275,7 +285,7 @@ def _softmax_lines(last, m, ind):
     lines.append(f"{ind}norm = {' + '.join(f's{j}' for j in range(m))}")
     lines.append(f"{ind}log_norm = peak + log_at_least_one(norm)")
     lines.append(f"{ind}mass = {' + '.join(f't{j}' for j in range(m))}")
-    terms = " + ".join(f"t{j} * ({z[j]} - log_norm)" for j in range(m))
+    terms = " + ".join(f"np.float64(t{j} * ({z[j]} - log_norm))" for j in range(m))
     lines.append(f"{ind}row_loss = -({terms})")
     lines.append(f"{ind}inverse = one / norm")
     lines += [f"{ind}d{last}_{j} = row_scale * (s{j} * inverse * mass - t{j})" for j in range(m)]
