@@ -5,7 +5,9 @@ the general layer kernels, in one run: one timed call is a fit of ``epochs`` epo
 unrolled path off (as ``tests/test_unrolled.py`` does) to show what it is worth.
 Networks: the tutorial's (log-loss) and [8,8,8,8], the largest that is unrolled
 (squared error), both on full batches of 1000 rows.  A fit's own Python (~0.1 ms a
-call) is in the timing too, as users pay it.
+call) is in the timing too, as users pay it.  Compare full runs: CI's quick run
+times one call without warm-up, and its first case (tutorial, unrolled) read
+6.2-6.4 ms there against 1.6-1.9 ms in fresh processes timed by hand.
 """
 
 import numpy as np
