@@ -192,6 +192,22 @@ def gather_rows(data, ws, start, c0, c1, use_weights):
 
 
 @kernel(inline="always")
+def minibatch_rows(data, ws, start, c0, c1, use_perm, use_weights):
+    """Where rows c0:c1 of the minibatch at ``start`` are read from, as flat buffers
+    and the offsets of the minibatch's first row: (X rows, offset, Y rows, offset,
+    sample weights, offset).  Shuffled rows are gathered into the workspace first;
+    without sample weights the weights are ``ws.wbuf``'s ones (at least a
+    minibatch of them)."""
+    if use_perm:
+        gather_rows(data, ws, start, c0, c1, use_weights)
+        return ws.xbuf, 0, ws.ybuf, 0, ws.wbuf, 0
+    d, m = data.X.shape[1], data.Y.shape[1]
+    if use_weights:
+        return data.Xf, start * d, data.Yf, start * m, data.sample_weight, start
+    return data.Xf, start * d, data.Yf, start * m, ws.wbuf, 0
+
+
+@kernel(inline="always")
 def forward_backward(
     data, model, ws, start, size, use_perm, c0, c1, kind, delta_scale, use_weights
 ):
@@ -209,13 +225,9 @@ def forward_backward(
     acts = ws.acts
     deltas = ws.deltas
     capacity = ws.wbuf.shape[0]
-    if use_perm:
-        gather_rows(data, ws, start, c0, c1, use_weights)
-        xs, x_off, ys, y_off, wsrc, w_off = ws.xbuf, 0, ws.ybuf, 0, ws.wbuf, 0
-    else:
-        xs, x_off = data.Xf, start * d
-        ys, y_off = data.Yf, start * m
-        wsrc, w_off = data.sample_weight, start
+    xs, x_off, ys, y_off, wsrc, w_off = minibatch_rows(
+        data, ws, start, c0, c1, use_perm, use_weights
+    )
     n_layers = layout.shape[0]
     src, s_off, s_ld, s_rowmajor = _input_source(xs, x_off, d, ws, capacity, layout, c0, c1)
     for k in range(n_layers - 1):
@@ -896,15 +908,9 @@ def _unrolled_step(
     use_weights, wsum, delta_scale, l2 = _step_setup(
         data, ws, config, coefs, start, size, use_perm, alpha
     )
-    d, m = data.X.shape[1], data.Y.shape[1]
-    if use_perm:
-        gather_rows(data, ws, start, 0, size, use_weights)
-        xs, x_off, ys, y_off, wsrc, w_off = ws.xbuf, 0, ws.ybuf, 0, ws.wbuf, 0
-    elif use_weights:
-        xs, x_off, ys, y_off = data.Xf, start * d, data.Yf, start * m
-        wsrc, w_off = data.sample_weight, start
-    else:  # ws.wbuf holds ones (at least ``size`` of them)
-        xs, x_off, ys, y_off, wsrc, w_off = data.Xf, start * d, data.Yf, start * m, ws.wbuf, 0
+    xs, x_off, ys, y_off, wsrc, w_off = minibatch_rows(
+        data, ws, start, 0, size, use_perm, use_weights
+    )
     gradient = function_at(addresses[0], addresses[1], model.params)
     loss = gradient(model.params, model.grads, xs, x_off, ys, y_off, wsrc, w_off, size, delta_scale)
     sumsq = update_share(model, 0, model.params.shape[0], config[OPTIMIZER], coefs, lr, l2)

@@ -307,24 +307,24 @@ def _sample_body(sizes, codes, loss_kind, ind):
     last = n_layers
     lines.append(f"{ind}wi = w[wo + row]")
     lines.append(f"{ind}row_scale = scale * wi")
-    losses = []
-    for j in range(sizes[-1]):
-        lines.append(f"{ind}t{j} = y[yo + row * um + np.uint64({j})]")
-        if loss_kind == SOFTMAX_CE:
-            continue  # below, once all targets are read
-        if loss_kind == LOGISTIC:
-            lines.append(f"{ind}l{j}, g{j} = _logistic(z{last}_{j}, t{j}, one)")
-            lines.append(f"{ind}d{last}_{j} = row_scale * g{j}")
-        else:
-            lines.append(f"{ind}o{j} = activate(z{last}_{j}, {codes[-1]})")
-            lines.append(f"{ind}e{j} = o{j} - t{j}")
-            lines.append(f"{ind}l{j} = e{j} * e{j}")
-            lines.append(f"{ind}d{last}_{j} = row_scale * e{j} * derivative(o{j}, {codes[-1]})")
-        losses.append(f"np.float64(l{j})")  # a row's loss sums in float64, as in losses.py
+    outputs = range(sizes[-1])
+    lines += [f"{ind}t{j} = y[yo + row * um + np.uint64({j})]" for j in outputs]
     if loss_kind == SOFTMAX_CE:
         lines.extend(_softmax_lines(last, sizes[-1], ind))
-        losses = ["np.float64(row_loss)"]
-    lines.append(f"{ind}total += wi * ({' + '.join(losses)})")
+        row_loss = "np.float64(row_loss)"
+    else:
+        for j in outputs:
+            if loss_kind == LOGISTIC:
+                lines.append(f"{ind}l{j}, g{j} = _logistic(z{last}_{j}, t{j}, one)")
+                lines.append(f"{ind}d{last}_{j} = row_scale * g{j}")
+            else:
+                lines.append(f"{ind}o{j} = activate(z{last}_{j}, {codes[-1]})")
+                lines.append(f"{ind}e{j} = o{j} - t{j}")
+                lines.append(f"{ind}l{j} = e{j} * e{j}")
+                lines.append(f"{ind}d{last}_{j} = row_scale * e{j} * derivative(o{j}, {codes[-1]})")
+        # a row's loss sums in float64, as in losses.py
+        row_loss = " + ".join(f"np.float64(l{j})" for j in outputs)
+    lines.append(f"{ind}total += wi * ({row_loss})")
     for k in range(n_layers - 1, -1, -1):
         for j in range(sizes[k + 1]):
             lines.append(f"{ind}gb{k}_{j} += d{k + 1}_{j}")
