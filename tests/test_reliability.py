@@ -435,6 +435,63 @@ def test_threaded_fits_in_more_threads_than_cores_finish_and_match(monkeypatch):
         np.testing.assert_array_equal(results[seed], alone[seed])
 
 
+@TWO_THREADS
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(getattr(os, "sched_getaffinity", set)(0)) < 2,
+    reason="needs CPU affinity control and two CPUs",
+)
+def test_threads_confined_to_fewer_cpus_run_serially_with_a_warning():
+    # Numba's threads inherit the affinity of the thread that first runs a region:
+    # narrowed to one CPU after import, two threads took 15x as long as one (they
+    # wait for each other on one core).  A Python thread started after the
+    # narrowing must fit serially (bitwise the n_threads=1 fit) and warn; the main
+    # thread, which read its affinity before, keeps its threads (under
+    # OMP_PROC_BIND its own first region binds it to one CPU: not a narrowing).
+    out = run_child(
+        """
+        import json, os, threading, warnings
+        import numpy as np
+        import mlpfast
+        from mlpfast import _threads
+        for name in ("CREW_STEP_SECONDS", "CROSSING_SECONDS_PER_VALUE",
+                     "STREAMED_SECONDS_PER_VALUE"):
+            setattr(mlpfast.network, name, 0.0)  # split even small minibatches
+        rng = np.random.default_rng(0)
+        X, y = rng.standard_normal((400, 8)), rng.integers(0, 2, 400).astype(float)
+
+        def fit(threads):
+            net = mlpfast.Network([8, 16, 1], ["relu", "sigmoid"], "binary_crossentropy",
+                                  dtype="float64", seed=0, n_threads=threads)
+            net.fit(X, y, epochs=3, batch_size=200, lr=0.1, optimizer="adam", seed=0)
+            return net.params.copy()
+
+        out = {"main_before": _threads.usable_threads(2)}
+        serial, threaded = fit(1), fit(2)
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        out["main_after"] = _threads.usable_threads(2)
+
+        def confined():
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                out["confined"] = _threads.usable_threads(2)
+                params = fit(2)
+            out["warnings"] = [str(w.message) for w in caught]
+            out["equals_serial"] = bool(np.array_equal(params, serial))
+
+        worker = threading.Thread(target=confined)
+        worker.start()
+        worker.join()
+        out["threaded_differs"] = not np.array_equal(threaded, serial)
+        print(json.dumps(out))
+        """
+    )
+    assert out["main_before"] == out["main_after"] == 2
+    assert out["threaded_differs"], "the 2-thread fit was not threaded: the test proves nothing"
+    assert out["confined"] == 1
+    assert out["equals_serial"]
+    assert len(out["warnings"]) == 1 and "can only run on 1 CPU" in out["warnings"][0]
+
+
 # ----------------------------------------------------------------------------- concurrency
 def _small(seed):
     return Network([10, 16, 1], ["relu", "sigmoid"], "binary_crossentropy", seed=seed, n_threads=1)
