@@ -614,7 +614,10 @@ def test_progress_bar_when_verbose_2(iris, monkeypatch, capsys, verbose, enabled
     clf = quiet(MLPClassifier(hidden_layer_sizes=(4,), max_iter=4, verbose=verbose), X, y)
     (bar,) = calls
     assert bar.args == (4, len(X), enabled)
-    assert [done for done, _ in bar.updates] == [1, 2, 3, 4]
+    done = [done for done, _ in bar.updates]
+    # A shown bar advances every epoch; without one, epochs run several to a
+    # kernel call (see _epochs_per_call) and the silent reporter hears of each call.
+    assert done == [1, 2, 3, 4] if enabled or verbose else done[-1] == 4
     np.testing.assert_array_equal(bar.updates[-1][1], clf.loss_curve_)
     assert ("Iteration" in capsys.readouterr().out) == (verbose is True)
 
@@ -646,12 +649,15 @@ def test_ctrl_c_during_fit_warns_and_leaves_a_usable_model(iris, monkeypatch):
         warnings.simplefilter("always")
         clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=50, random_state=0).fit(X, y)
     messages = [str(w.message) for w in caught]
-    assert len(messages) == 1 and "interrupted by the user after 3 epoch" in messages[0]
-    assert clf.n_iter_ == 3 == len(clf.loss_curve_)
+    # (three kernel calls completed: up to n_iter_no_change + 1 epochs each)
+    done = clf.n_iter_
+    assert 3 <= done <= 3 * (clf.n_iter_no_change + 1) and done < 50
+    assert len(messages) == 1 and f"interrupted by the user after {done} epoch" in messages[0]
+    assert len(clf.loss_curve_) == done and clf.loss_ == clf.loss_curve_[-1]
     assert clf.predict(X).shape == (150,)
     monkeypatch.undo()
     quiet(clf.set_params(warm_start=True), X, y)  # and it trains on
-    assert len(clf.loss_curve_) == 53
+    assert len(clf.loss_curve_) == done + 50
 
 
 def test_ctrl_c_during_lbfgs(iris, monkeypatch):
@@ -740,3 +746,70 @@ def test_verbose_2_draws_a_tqdm_bar(iris, capsys):
     captured = capsys.readouterr()
     assert "MLPClassifier" in captured.err and "4/4" in captured.err
     assert captured.out == ""
+
+
+# ------------------------------------------------------------------ epochs per kernel call
+@pytest.mark.parametrize(
+    "params",
+    [
+        # stops on the training-loss rule long before max_iter
+        dict(solver="adam", tol=1e-2, n_iter_no_change=3, max_iter=200),
+        # the rule cuts an adaptive learning rate several times, then stops
+        dict(solver="sgd", learning_rate="adaptive", tol=1e-2, n_iter_no_change=2, max_iter=300),
+        # invscaling (the step size follows the samples seen across calls), max_iter
+        dict(solver="sgd", learning_rate="invscaling", momentum=0.5, max_iter=40),
+        dict(solver="adam", max_iter=37, alpha=1e-3, batch_size=16),
+    ],
+)
+@pytest.mark.parametrize("estimator", [MLPClassifier, MLPRegressor])
+def test_several_epochs_a_kernel_call_give_the_model_of_one_epoch_a_call(
+    iris, monkeypatch, params, estimator
+):
+    X, y = iris
+    if estimator is MLPRegressor:
+        y = y.astype(float)
+
+    def fit():
+        return quiet(estimator(hidden_layer_sizes=(12,), random_state=0, **params), X, y)
+
+    chunked = fit()
+    monkeypatch.setattr(base.BaseMLP, "_epochs_per_call", lambda self, epochs, one: 1)
+    single = fit()
+    assert chunked.n_iter_ == single.n_iter_ and chunked.t_ == single.t_
+    assert chunked.loss_curve_ == single.loss_curve_
+    assert chunked.best_loss_ == single.best_loss_
+    layers = chunked.coefs_ + chunked.intercepts_, single.coefs_ + single.intercepts_
+    for a, b in zip(*layers, strict=True):
+        np.testing.assert_array_equal(a, b)
+    if params.get("learning_rate") == "adaptive":
+        assert chunked._learning_rate == single._learning_rate < 1e-3  # it was cut
+    if "tol" in params:
+        assert chunked.n_iter_ < params["max_iter"]  # it did stop on the rule
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([0, 2, 1, 2, 0]),
+        np.array([1, 0, 0, 1]),
+        np.array(["b", "a", "c", "a"]),
+        np.array(["no", "yes"], dtype=object),
+        np.array([2.0, -1.0, 2.0]),
+        np.array([True, False, True]),
+        np.array([7, 7, 7]),
+        np.array([[0, 1, 1], [1, 0, 0]]),
+    ],
+)
+def test_targets_are_binarized_as_label_binarizer_does(y):
+    from sklearn.preprocessing import LabelBinarizer
+
+    clf = MLPClassifier()
+    clf._label_binarizer = LabelBinarizer().fit(y)
+    expected = clf._label_binarizer.transform(y)
+    got = clf._binarize(y)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+    # a label the binarizer was not fitted on: whatever LabelBinarizer does
+    if y.ndim == 1 and y.dtype.kind in "iu":
+        other = np.append(y, y.max() + 5)
+        np.testing.assert_array_equal(clf._binarize(other), clf._label_binarizer.transform(other))
