@@ -365,7 +365,7 @@ class BaseMLP(BaseEstimator):
             make_progress(epochs, n_samples, bar, desc=type(self).__name__) as progress,
             warnings.catch_warnings(),
             # BLAS capped and Numba's threads set once for the whole loop, not per epoch
-            _threads.kernel_threads(plan.threads),
+            _threads.kernel_threads(plan.threads, cap_blas=plan.uses_blas),
         ):
             warnings.filterwarnings(
                 "ignore", message=_NETWORK_INTERRUPT_MESSAGE, category=RuntimeWarning

@@ -8,6 +8,8 @@ BLAS library in the process is capped at one thread and the parallelism comes
 from splitting minibatch rows (training) or samples (inference) across Numba's
 threads, each calling single-threaded BLAS on its block.  The caps are restored
 when the call returns, so the user's own numpy/scipy code keeps its threads.
+(Small networks' unrolled kernels call no BLAS: their fits set no caps, which
+cost ~10 us a call in threadpoolctl.)
 
 ``n_threads`` (Network, estimators) sets how many Numba threads a call uses;
 ``numba.set_num_threads`` is set and restored around each call.  An estimator's
@@ -191,10 +193,12 @@ def _release_blas():
 
 
 @contextlib.contextmanager
-def kernel_threads(n_threads: int):
-    """Run the enclosed kernels with ``n_threads`` Numba threads and 1-thread BLAS."""
+def kernel_threads(n_threads: int, cap_blas: bool = True):
+    """Run the enclosed kernels with ``n_threads`` Numba threads and 1-thread BLAS
+    (``cap_blas=False``: kernels that call no BLAS leave it as it is)."""
     previous = numba.get_num_threads()  # thread-local in numba
-    _cap_blas()
+    if cap_blas:
+        _cap_blas()
     # (set only on a change: ~10 us a call, which an estimator pays once per epoch)
     if previous != n_threads:
         numba.set_num_threads(n_threads)
@@ -203,4 +207,5 @@ def kernel_threads(n_threads: int):
     finally:
         if previous != n_threads:
             numba.set_num_threads(previous)
-        _release_blas()
+        if cap_blas:
+            _release_blas()

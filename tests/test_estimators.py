@@ -539,9 +539,9 @@ def _thread_counts(monkeypatch):
     counts = []
     original = mlpfast._threads.kernel_threads
 
-    def spy(n_threads):
+    def spy(n_threads, **kwargs):
         counts.append(n_threads)
-        return original(n_threads)
+        return original(n_threads, **kwargs)
 
     monkeypatch.setattr(mlpfast._threads, "kernel_threads", spy)
     return counts

@@ -307,3 +307,40 @@ def test_a_fit_plan_runs_epochs_like_fit_and_refuses_replaced_buffers(rng):
     planned.fit(X, y, epochs=1, optimizer="sgd")
     with pytest.raises(RuntimeError, match="plan again"):
         planned._run_epochs(plan, 1, "raise", None)
+
+
+@pytest.mark.parametrize("sizes", [[3, 5, 2], [3, 40, 2]])  # unrolled and general kernels
+def test_a_fit_after_a_weighted_fit_is_the_fit_of_a_fresh_network(rng, sizes):
+    # A fit reuses the previous fit's buffers when the sizes match; a weighted,
+    # shuffled fit gathers its sample weights into the buffer of ones that an
+    # unweighted fit reads: it must not leak into the next fit.
+    X = rng.standard_normal((90, 3))
+    y = rng.standard_normal((90, 2))
+    weights = rng.uniform(0.1, 3.0, 90)
+
+    def network():
+        return Network(sizes, ["tanh", "identity"], "mse", dtype="float64", seed=1)
+
+    settings = dict(epochs=3, batch_size=16, lr=0.05, seed=2)
+    used = network()
+    used.fit(X, y, sample_weight=weights, **settings)
+    used.initialize(1)
+    fresh = network()
+    np.testing.assert_array_equal(used.params, fresh.params)
+    losses_used = used.fit(X, y, **settings)
+    losses_fresh = fresh.fit(X, y, **settings)
+    np.testing.assert_array_equal(losses_used, losses_fresh)
+    np.testing.assert_array_equal(used.params, fresh.params)
+
+
+def test_a_pickled_network_leaves_its_fit_buffers_behind(rng):
+    import pickle
+
+    X, y = rng.standard_normal((2000, 3)), rng.standard_normal((2000, 2))
+    net = Network([3, 40, 2], ["tanh", "identity"], "mse", dtype="float64", seed=1)
+    net.fit(X, y, epochs=1, batch_size=500)
+    size = len(pickle.dumps(net))
+    assert size < 8 * net.params.size + 20_000  # the parameters, not 2000 rows of buffers
+    again = pickle.loads(pickle.dumps(net))
+    resumed = again.fit(X, y, epochs=2, seed=3)
+    np.testing.assert_array_equal(resumed, net.fit(X, y, epochs=2, seed=3))
