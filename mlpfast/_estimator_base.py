@@ -365,7 +365,7 @@ class BaseMLP(BaseEstimator):
             make_progress(epochs, n_samples, bar, desc=type(self).__name__) as progress,
             warnings.catch_warnings(),
             # BLAS capped and Numba's threads set once for the whole loop, not per epoch
-            _threads.kernel_threads(plan.threads, cap_blas=plan.uses_blas),
+            _threads.kernel_threads(plan.threads, plan.uses_blas, plan.parallel),
         ):
             warnings.filterwarnings(
                 "ignore", message=_NETWORK_INTERRUPT_MESSAGE, category=RuntimeWarning
@@ -381,7 +381,7 @@ class BaseMLP(BaseEstimator):
                     except DivergenceError as exc:
                         # (the epochs of this call before the diverged one count)
                         diverged, losses = exc, net.history[history:]
-                    interrupted = len(losses) < chunk and diverged is None
+                    interrupted = plan.interrupted
                     for loss in losses:
                         self.n_iter_ += 1
                         self.t_ += n_samples

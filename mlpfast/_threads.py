@@ -23,19 +23,17 @@ mlpfast runs every kernel on its serial path (no parallel region is entered), so
 with a one-time ``RuntimeWarning``.  For parallel children use the ``spawn`` or
 ``forkserver`` start method, or joblib's default ``loky`` backend.
 
-CPU affinity: Numba's worker threads are created with the CPU affinity of the
-thread that first runs a parallel region (GNU OpenMP keeps one team per calling
-thread, created at that thread's first region).  If that affinity was narrowed
-after numba was imported (``OMP_PROC_BIND=true`` with another OpenMP library
-imported first, as scikit-learn's libgomp binds the main thread when it loads;
-``os.sched_setaffinity``; a job launcher), all the threads share those CPUs and a
-threaded fit waits at every hand-over for a thread that is not running: a
-2-thread [20,100,1] fit took 536 ms instead of 35 ms on one CPU (Zen 4, 5 epochs
-of 30k rows; 54 ms single-threaded).  So each Python thread's affinity is read
-before its first kernel call, and its calls use at most that many threads, with
-a one-time ``RuntimeWarning``.  (Read once: after the first region GNU OpenMP
-may itself bind the calling thread to one CPU under ``OMP_PROC_BIND``, with its
-workers on the others.)
+CPU affinity: under GNU OpenMP, each Python thread's team of Numba threads is
+created at its first parallel region, on the CPUs that thread may run on then.
+If its affinity was narrowed after mlpfast was imported (``OMP_PROC_BIND=true``
+with another OpenMP library imported first, as scikit-learn's libgomp binds the
+main thread when it loads; ``os.sched_setaffinity``; a job launcher), the whole
+team shares those CPUs and a threaded fit waits at every hand-over for a thread
+that is not running: a 2-thread [20,100,1] fit took 536 ms instead of 35 ms on
+one CPU (Zen 4, 5 epochs of 30k rows; 54 ms single-threaded).  So until a
+thread's team exists, its calls use at most as many threads as it has CPUs when
+that is fewer than at import, with a one-time ``RuntimeWarning`` (see
+:func:`_thread_cpus`).
 """
 
 from __future__ import annotations
@@ -49,7 +47,8 @@ import numba
 
 _forked_from_omp = False
 _warned_fork = False
-# Per Python thread: how many CPUs its Numba threads can run on (see ``_thread_cpus``).
+# Per Python thread: ``team_cpus``, the threads its team was created for (see
+# ``_team_started``).
 _affinity = threading.local()
 _warned_confined = False
 _blas_controller = None
@@ -124,29 +123,67 @@ def usable_threads(n_threads: int) -> int:
         global _warned_confined
         if not _warned_confined:
             warnings.warn(
-                f"mlpfast's threads can only run on {cpus} CPU(s): this process's CPU "
-                f"affinity was narrowed after numba was imported (OMP_PROC_BIND with "
+                f"mlpfast's threads can only run on {cpus} CPU(s) here: this thread's CPU "
+                f"affinity was narrowed after mlpfast was imported (OMP_PROC_BIND with "
                 f"another OpenMP library imported first, os.sched_setaffinity, a job "
                 f"launcher), so it uses {cpus} thread(s) instead of {n_threads}. Narrow "
                 f"the affinity before importing mlpfast, or unset OMP_PROC_BIND.",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=_caller_outside_mlpfast(),
             )
             _warned_confined = True
         return cpus
     return n_threads
 
 
+def _affinity_size() -> int | None:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on this platform
+        return None
+
+
+# CPUs the process could run on when mlpfast was imported (numba too, which sizes
+# NUMBA_NUM_THREADS from them unless told otherwise).
+_IMPORT_CPUS = _affinity_size()
+
+
 def _thread_cpus() -> int:
-    """How many CPUs the calling Python thread's Numba threads can run on: its CPU
-    affinity when mlpfast first asked (before its first parallel region)."""
-    cpus = getattr(_affinity, "cpus", None)
-    if cpus is None:
-        cpus = max_threads()
-        if hasattr(os, "sched_getaffinity"):
-            cpus = max(1, min(cpus, len(os.sched_getaffinity(0))))
-        _affinity.cpus = cpus
-    return cpus
+    """How many threads the calling Python thread's kernels may use: all of them,
+    unless its CPU affinity is narrower now than at import (then that many), under
+    GNU OpenMP, before the thread's team exists (:func:`_team_started`).  Other
+    layers keep one pool for the whole process; a thread's team, once created,
+    keeps the CPUs it was created on (GNU OpenMP may then bind the calling thread
+    itself to one CPU under OMP_PROC_BIND: not a narrowing)."""
+    team = getattr(_affinity, "team_cpus", None)
+    if team is not None:
+        return team
+    now = _affinity_size()
+    if now is None or _IMPORT_CPUS is None or now >= _IMPORT_CPUS:
+        return max_threads()
+    numba.get_num_threads()  # starts numba's pool, so its layer is known
+    if threading_layer() != "omp":
+        return max_threads()
+    return max(1, now)
+
+
+def _team_started(n_threads: int) -> None:
+    """Called before a call with ``n_threads`` > 1 runs its kernels: GNU OpenMP
+    creates this Python thread's team at its first parallel region, on the CPUs it
+    may run on now, so from here on that is what it has."""
+    if n_threads > 1 and getattr(_affinity, "team_cpus", None) is None:
+        _affinity.team_cpus = _thread_cpus()
+
+
+def _caller_outside_mlpfast() -> int:
+    """``stacklevel`` of the first frame outside the mlpfast package (for warnings)."""
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _controller():
@@ -193,9 +230,12 @@ def _release_blas():
 
 
 @contextlib.contextmanager
-def kernel_threads(n_threads: int, cap_blas: bool = True):
+def kernel_threads(n_threads: int, cap_blas: bool = True, parallel: bool = True):
     """Run the enclosed kernels with ``n_threads`` Numba threads and 1-thread BLAS
-    (``cap_blas=False``: kernels that call no BLAS leave it as it is)."""
+    (``cap_blas=False``: kernels that call no BLAS leave it as it is; ``parallel``:
+    whether they run a parallel region)."""
+    if parallel:
+        _team_started(n_threads)  # (first: starting numba's pool may bind this thread)
     previous = numba.get_num_threads()  # thread-local in numba
     if cap_blas:
         _cap_blas()

@@ -271,7 +271,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             return binarizer.transform(y)
         codes = np.searchsorted(classes, y)
         if not np.array_equal(classes[np.minimum(codes, len(classes) - 1)], y):
-            return binarizer.transform(y)  # a label outside classes_: its error message
+            return binarizer.transform(y)  # a label outside classes_ (all-zero rows)
         if len(classes) == 2:
             return codes.reshape(-1, 1)
         onehot = np.zeros((len(y), len(classes)), dtype=int)

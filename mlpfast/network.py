@@ -89,6 +89,8 @@ class _FitPlan:
         "hyper",
         "n_samples",
         "uses_blas",
+        "parallel",
+        "interrupted",
     )
 
     def __init__(self, data, model, ws, config, coefs, threads, train, hyper, n_samples):
@@ -96,6 +98,8 @@ class _FitPlan:
         self.config, self.coefs, self.threads, self.train = config, coefs, threads, train
         self.hyper, self.n_samples = hyper, n_samples
         self.uses_blas = True  # whether its kernels call BLAS (then capped while they run)
+        self.parallel = False  # whether they run a parallel region (split minibatches)
+        self.interrupted = False  # whether Ctrl-C stopped its last _run_epochs
 
     def set_lr(self, lr: float) -> None:
         """The learning rate of the next epochs (the estimators' adaptive schedule)."""
@@ -279,7 +283,7 @@ class Network:
             (n_blocks, chunk * X.shape[1] if self._first_narrow() else 0), dtype=self.dtype
         )
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
-        with _threads.kernel_threads(threads):
+        with _threads.kernel_threads(threads, parallel=n_blocks > 1):
             forward_rows(
                 writable_alias(X).reshape(-1),
                 self.params,
@@ -441,7 +445,7 @@ class Network:
             hyper={},
         )
         data = self._data(X, Y, w)
-        with _threads.kernel_threads(threads):
+        with _threads.kernel_threads(threads, parallel=blocks > 1):
             (_train.gradient_pass_parallel if blocks > 1 else _train.gradient_pass)(
                 data, model, ws, config, coefs
             )
@@ -649,6 +653,7 @@ class Network:
         # (the unrolled kernels call no BLAS: no BLAS caps to set and restore, ~10 us)
         plan = _FitPlan(data, model, ws, config, coefs, threads, unrolled or train, hyper, n)
         plan.uses_blas = unrolled is None
+        plan.parallel = blocks > 1
         return plan
 
     def _reused_workspace(self, batch, gather, blocks, strategy, n):
@@ -726,6 +731,7 @@ class Network:
                 recorded = completed
 
         chunk_start = 0
+        plan.interrupted = False
         try:
             while recorded < epochs:
                 step = int(
@@ -738,7 +744,7 @@ class Network:
                 config[_train.N_EPOCHS] = step
                 chunk_start = recorded
                 started = time.perf_counter()
-                with _threads.kernel_threads(threads, cap_blas=plan.uses_blas):
+                with _threads.kernel_threads(threads, plan.uses_blas, plan.parallel):
                     _, status = train(data, model, ws, config, coefs, self._counters, buffer[:step])
                 record(chunk_start)
                 if status == _train.DIVERGED:
@@ -748,6 +754,9 @@ class Network:
                 if callback is not None:
                     callback(recorded, np.concatenate(losses))
         except KeyboardInterrupt:
+            # (a Ctrl-C during a kernel call surfaces when the call returns: all of
+            # its epochs may be done, so callers ask ``plan.interrupted``)
+            plan.interrupted = True
             record(chunk_start)
             warnings.warn(
                 f"training interrupted after {recorded} of {epochs} epochs; the "

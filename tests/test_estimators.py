@@ -539,9 +539,9 @@ def _thread_counts(monkeypatch):
     counts = []
     original = mlpfast._threads.kernel_threads
 
-    def spy(n_threads, **kwargs):
+    def spy(n_threads, *args, **kwargs):
         counts.append(n_threads)
-        return original(n_threads, **kwargs)
+        return original(n_threads, *args, **kwargs)
 
     monkeypatch.setattr(mlpfast._threads, "kernel_threads", spy)
     return counts
@@ -623,17 +623,21 @@ def test_progress_bar_when_verbose_2(iris, monkeypatch, capsys, verbose, enabled
 
 
 # ------------------------------------------------------------------ interruption
-def _interrupt_kernel_call(monkeypatch, call):
+def _interrupt_kernel_call(monkeypatch, call, after=False):
     """Make the training kernel raise KeyboardInterrupt (as Ctrl-C would) on its
-    ``call``-th invocation."""
+    ``call``-th invocation: before it runs, or ``after`` it ran (where a real Ctrl-C
+    surfaces: compiled code does not look at signals)."""
     calls = []
 
     def interrupting(original):
         def interrupted(*args):
             calls.append(1)
+            if len(calls) == call and not after:
+                raise KeyboardInterrupt
+            result = original(*args)
             if len(calls) == call:
                 raise KeyboardInterrupt
-            return original(*args)
+            return result
 
         return interrupted
 
@@ -658,6 +662,23 @@ def test_ctrl_c_during_fit_warns_and_leaves_a_usable_model(iris, monkeypatch):
     monkeypatch.undo()
     quiet(clf.set_params(warm_start=True), X, y)  # and it trains on
     assert len(clf.loss_curve_) == done + 50
+
+
+@pytest.mark.parametrize("n_iter_no_change", [10, 1000])  # 11-epoch calls, one call
+def test_ctrl_c_while_a_kernel_runs_stops_the_fit(iris, monkeypatch, n_iter_no_change):
+    # The signal surfaces when the kernel call returns, all of its epochs done:
+    # the fit must stop there (it used to carry on: the call looked complete).
+    X, y = iris
+    _interrupt_kernel_call(monkeypatch, 1, after=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = MLPClassifier(
+            hidden_layer_sizes=(8,), max_iter=500, n_iter_no_change=n_iter_no_change, tol=0.0
+        ).fit(X, y)
+    messages = [str(w.message) for w in caught]
+    done = min(500, n_iter_no_change + 1)  # the first call's epochs
+    assert clf.n_iter_ == done == len(clf.loss_curve_)
+    assert len(messages) == 1 and f"interrupted by the user after {done} epoch" in messages[0]
 
 
 def test_ctrl_c_during_lbfgs(iris, monkeypatch):
@@ -758,7 +779,16 @@ def test_verbose_2_draws_a_tqdm_bar(iris, capsys):
         dict(solver="sgd", learning_rate="adaptive", tol=1e-2, n_iter_no_change=2, max_iter=300),
         # invscaling (the step size follows the samples seen across calls), max_iter
         dict(solver="sgd", learning_rate="invscaling", momentum=0.5, max_iter=40),
-        dict(solver="adam", max_iter=37, alpha=1e-3, batch_size=16),
+        # L2: the loss curve's penalty term must not depend on where a call began
+        dict(
+            solver="adam",
+            alpha=1e-2,
+            batch_size=16,
+            learning_rate_init=1e-2,
+            tol=0.0,
+            n_iter_no_change=1000,
+            max_iter=200,
+        ),
     ],
 )
 @pytest.mark.parametrize("estimator", [MLPClassifier, MLPRegressor])
@@ -783,7 +813,7 @@ def test_several_epochs_a_kernel_call_give_the_model_of_one_epoch_a_call(
         np.testing.assert_array_equal(a, b)
     if params.get("learning_rate") == "adaptive":
         assert chunked._learning_rate == single._learning_rate < 1e-3  # it was cut
-    if "tol" in params:
+    if params.get("tol"):
         assert chunked.n_iter_ < params["max_iter"]  # it did stop on the rule
 
 

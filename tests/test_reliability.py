@@ -481,13 +481,26 @@ def test_threads_confined_to_fewer_cpus_run_serially_with_a_warning():
         worker = threading.Thread(target=confined)
         worker.start()
         worker.join()
+
+        def narrowed_after_a_serial_fit():
+            # a serial fit starts no team: a narrowing after it still counts
+            os.sched_setaffinity(0, set(range(os.cpu_count())))
+            fit(1)
+            os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out["after_serial"] = _threads.usable_threads(2)
+
+        worker = threading.Thread(target=narrowed_after_a_serial_fit)
+        worker.start()
+        worker.join()
         out["threaded_differs"] = not np.array_equal(threaded, serial)
         print(json.dumps(out))
         """
     )
     assert out["main_before"] == out["main_after"] == 2
     assert out["threaded_differs"], "the 2-thread fit was not threaded: the test proves nothing"
-    assert out["confined"] == 1
+    assert out["confined"] == 1 == out["after_serial"]
     assert out["equals_serial"]
     assert len(out["warnings"]) == 1 and "can only run on 1 CPU" in out["warnings"][0]
 

@@ -811,6 +811,17 @@ def _epoch_start(model, ws, config, coefs, counters, use_perm):
 
 
 @kernel(inline="always")
+def _epoch_sumsq(model, want_sumsq):
+    """sum(W^2) at the start of an epoch, for its first minibatch's L2 loss term (the
+    next ones get it from the update).  Summed afresh every epoch, not carried over
+    from the previous epoch's update, so that the loss of an epoch does not depend
+    on which call ran it: a run split into calls differently (the estimators' chunks
+    of epochs, Network.fit's calls of ~TARGET_CALL_SECONDS) reports the same losses
+    to the last bit (carried over, they differed by an ulp where a call began)."""
+    return weights_sumsq(model.params, model.layout) if want_sumsq else 0.0
+
+
+@kernel(inline="always")
 def _step_lr(config, coefs, counters, lr):
     """Count the step; adam's bias-corrected step size (scikit-learn's formula)."""
     counters[STEP] += 1
@@ -845,11 +856,11 @@ def epoch_loop(data, model, ws, config, coefs, counters, epoch_losses, step, ste
     use_perm = config[SHUFFLE] != 0 and n > batch
     alpha = coefs[L2_COEF]
     want_sumsq = alpha > 0
-    w_sumsq = weights_sumsq(model.params, model.layout) if want_sumsq else 0.0
     totals = np.zeros(2)
     for e in range(config[N_EPOCHS]):
         step0, samples0 = counters[STEP], counters[SAMPLES]
         lr = _epoch_start(model, ws, config, coefs, counters, use_perm)
+        w_sumsq = _epoch_sumsq(model, want_sumsq)
         totals[:] = 0.0
         finite = True
         for start in range(0, n, batch):
@@ -939,12 +950,12 @@ def train_epochs_parallel(data, model, ws, config, coefs, counters, epoch_losses
     use_perm = config[SHUFFLE] != 0 and n > batch
     alpha = coefs[L2_COEF]
     want_sumsq = alpha > 0
-    w_sumsq = weights_sumsq(model.params, model.layout) if want_sumsq else 0.0
     n_steps = (n + batch - 1) // batch
     totals = np.zeros(2)
     for e in range(config[N_EPOCHS]):
         step0, samples0 = counters[STEP], counters[SAMPLES]
         lr = _epoch_start(model, ws, config, coefs, counters, use_perm)
+        w_sumsq = _epoch_sumsq(model, want_sumsq)
         run_steps_parallel(
             data, model, ws, config, coefs, batch, n_steps, use_perm, lr, step0, alpha, want_sumsq
         )
