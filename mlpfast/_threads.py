@@ -25,14 +25,14 @@ with a one-time ``RuntimeWarning``.  For parallel children use the ``spawn`` or
 
 CPU affinity: under GNU OpenMP, each Python thread's team of Numba threads is
 created at its first parallel region, on the CPUs that thread may run on then.
-If its affinity was narrowed after mlpfast was imported (``OMP_PROC_BIND=true``
+If its affinity was narrowed after numba was imported (``OMP_PROC_BIND=true``
 with another OpenMP library imported first, as scikit-learn's libgomp binds the
 main thread when it loads; ``os.sched_setaffinity``; a job launcher), the whole
 team shares those CPUs and a threaded fit waits at every hand-over for a thread
 that is not running: a 2-thread [20,100,1] fit took 536 ms instead of 35 ms on
 one CPU (Zen 4, 5 epochs of 30k rows; 54 ms single-threaded).  So until a
 thread's team exists, its calls use at most as many threads as it has CPUs when
-that is fewer than at import, with a one-time ``RuntimeWarning`` (see
+that is fewer than when numba was imported, with a one-time ``RuntimeWarning`` (see
 :func:`_thread_cpus`).
 """
 
@@ -124,7 +124,7 @@ def usable_threads(n_threads: int) -> int:
         if not _warned_confined:
             warnings.warn(
                 f"mlpfast's threads can only run on {cpus} CPU(s) here: this thread's CPU "
-                f"affinity was narrowed after mlpfast was imported (OMP_PROC_BIND with "
+                f"affinity was narrowed after numba was imported (OMP_PROC_BIND with "
                 f"another OpenMP library imported first, os.sched_setaffinity, a job "
                 f"launcher), so it uses {cpus} thread(s) instead of {n_threads}. Narrow "
                 f"the affinity before importing mlpfast, or unset OMP_PROC_BIND.",
@@ -143,9 +143,10 @@ def _affinity_size() -> int | None:
         return None
 
 
-# CPUs the process could run on when mlpfast was imported (numba too, which sizes
-# NUMBA_NUM_THREADS from them unless told otherwise).
-_IMPORT_CPUS = _affinity_size()
+# CPUs the process could run on when numba was imported (numba's own count, from
+# which it sizes NUMBA_NUM_THREADS unless told otherwise; numba may have been
+# imported long before mlpfast).
+_IMPORT_CPUS = numba.config.NUMBA_DEFAULT_NUM_THREADS
 
 
 def _thread_cpus() -> int:
@@ -159,7 +160,7 @@ def _thread_cpus() -> int:
     if team is not None:
         return team
     now = _affinity_size()
-    if now is None or _IMPORT_CPUS is None or now >= _IMPORT_CPUS:
+    if now is None or now >= _IMPORT_CPUS:
         return max_threads()
     numba.get_num_threads()  # starts numba's pool, so its layer is known
     if threading_layer() != "omp":

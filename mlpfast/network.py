@@ -62,6 +62,9 @@ CREW_STEP_SECONDS = 2e-6
 # The moons step (1.04x in isolation) took 86 ms an epoch split against 73 serial
 # in the peer comparison; [20,32,1] x 64 (1.21x) is the other case the margin drops.
 SPLIT_MARGIN = 2.0
+# A fit's workspace up to this size (or the parameters' size) is kept for the next
+# fit of the same sizes (``Network._reused_workspace``).
+_KEEP_WORKSPACE_BYTES = 1 << 20
 
 _RELU_FAMILY = {"relu", "leaky_relu", "elu", "softplus"}
 
@@ -214,6 +217,7 @@ class Network:
         self._shuffle_seed = None
         self._loss_average_by_size = False
         self._fit_workspace = None  # (sizes, workspace, layout table) of the last fit
+        self._training = False  # inside _run_epochs
         self.history: list[float] = []
         self._bind_views()
         self.initialize(seed)
@@ -283,7 +287,9 @@ class Network:
             (n_blocks, chunk * X.shape[1] if self._first_narrow() else 0), dtype=self.dtype
         )
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
-        with _threads.kernel_threads(threads, parallel=n_blocks > 1):
+        # (parallel even for one block: the first call of the parallel kernel may
+        # start the thread's team; the cap must then know it exists)
+        with _threads.kernel_threads(threads, parallel=threads > 1):
             forward_rows(
                 writable_alias(X).reshape(-1),
                 self.params,
@@ -543,6 +549,7 @@ class Network:
             A progress bar (tqdm) with epoch, loss and samples/s; None: only when
             stderr is a terminal.
         """
+        self._check_not_training()
         epochs = check_positive_int(epochs, "epochs", minimum=0)
         check_choice(on_divergence, "on_divergence", ("raise", "warn"))
         if callback is not None and not callable(callback):
@@ -671,7 +678,11 @@ class Network:
         ws, table = self._workspace(batch, gather, blocks, strategy, steps=-(-n // batch))
         if gather:
             ws = ws._replace(perm=np.empty(n, dtype=np.int64))
-        self._fit_workspace = (key, ws, table)
+        # Kept only when small beside the model: the allocation it saves matters for
+        # short fits, and a network (or a fitted estimator) must not hold hundreds of
+        # MB of scratch (a 50k-row full-batch fit of a [32,512,512,1] network: 410 MB).
+        keep = max(_KEEP_WORKSPACE_BYTES, self.params.nbytes)
+        self._fit_workspace = (key, ws, table) if sum(b.nbytes for b in ws) <= keep else None
         return ws, table
 
     def _unrolled_trainer(self):
@@ -701,9 +712,25 @@ class Network:
 
         return train
 
+    def _check_not_training(self):
+        if self._training:
+            raise RuntimeError(
+                "this network is being trained: fit was called again before its fit "
+                "returned (from the fit's callback, or from another thread); call it "
+                "after that fit returns"
+            )
+
     def _run_epochs(self, plan: _FitPlan, epochs, on_divergence, callback):
         """Run ``epochs`` epochs of ``plan`` (made by :meth:`_plan_fit` for this
         network, whose parameters and optimizer state it holds)."""
+        self._check_not_training()
+        self._training = True  # (a fit nested in this one would share its buffers)
+        try:
+            return self._run_epochs_unguarded(plan, epochs, on_divergence, callback)
+        finally:
+            self._training = False
+
+    def _run_epochs_unguarded(self, plan: _FitPlan, epochs, on_divergence, callback):
         data, model, ws, config, coefs = plan.data, plan.model, plan.ws, plan.config, plan.coefs
         train, threads = plan.train, plan.threads
         if model.params is not self.params or model.state is not self._state:
@@ -762,7 +789,7 @@ class Network:
                 f"training interrupted after {recorded} of {epochs} epochs; the "
                 f"network holds the parameters of the last completed epoch",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         return np.concatenate(losses) if losses else np.empty(0)
 
@@ -775,7 +802,7 @@ class Network:
         )
         if on_divergence == "raise":
             raise DivergenceError(message)
-        warnings.warn(message, DivergenceWarning, stacklevel=4)
+        warnings.warn(message, DivergenceWarning, stacklevel=5)
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
@@ -784,12 +811,14 @@ class Network:
         # sharing its memory (pickle would otherwise copy them apart).
         del state["coefs"], state["intercepts"]
         state["_fit_workspace"] = None  # scratch buffers, not the model
+        state["_training"] = False
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._loss_average_by_size = state.get("_loss_average_by_size", False)
         self._fit_workspace = state.get("_fit_workspace")
+        self._training = state.get("_training", False)
         self._bind_views()
 
     # ------------------------------------------------------------------ persistence

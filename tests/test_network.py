@@ -344,3 +344,34 @@ def test_a_pickled_network_leaves_its_fit_buffers_behind(rng):
     again = pickle.loads(pickle.dumps(net))
     resumed = again.fit(X, y, epochs=2, seed=3)
     np.testing.assert_array_equal(resumed, net.fit(X, y, epochs=2, seed=3))
+
+
+def test_a_fit_called_from_its_own_callback_is_refused(rng):
+    X, y = rng.standard_normal((64, 3)), rng.standard_normal(64)
+    net = Network([3, 4, 1], ["relu", "identity"], "mse", dtype="float64", seed=0)
+    with pytest.raises(RuntimeError, match="being trained"):
+        net.fit(X, y, epochs=3, callback=lambda done, losses: net.fit(X, y, epochs=1))
+    assert len(net.fit(X, y, epochs=2)) == 2  # and it trains afterwards
+
+
+def test_a_network_keeps_only_small_fit_buffers(rng):
+    import gc
+    import tracemalloc
+
+    X, y = rng.standard_normal((2000, 8)), rng.standard_normal(2000)
+    small = Network([8, 4, 1], ["relu", "identity"], "mse", dtype="float64", seed=0)
+    small.fit(X, y, epochs=1, batch_size=2000)
+    # (the kernels compiled by another network of that size, before measuring)
+    Network([8, 256, 1], ["relu", "identity"], "mse", dtype="float64").fit(X, y, batch_size=2000)
+    wide = Network([8, 256, 1], ["relu", "identity"], "mse", dtype="float64", seed=0)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        wide.fit(X, y, epochs=1, batch_size=2000)  # ~8 MB of activations and deltas
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert retained < 1 << 20, retained
+    assert small._fit_workspace is not None  # a small one is kept for the next fit

@@ -494,6 +494,19 @@ def test_threads_confined_to_fewer_cpus_run_serially_with_a_warning():
         worker = threading.Thread(target=narrowed_after_a_serial_fit)
         worker.start()
         worker.join()
+
+        def narrowed_after_a_predict():
+            # a threaded predict starts the team (even for one block of rows)
+            os.sched_setaffinity(0, set(range(os.cpu_count())))
+            net = mlpfast.Network([8, 16, 1], ["relu", "sigmoid"], "binary_crossentropy",
+                                  n_threads=2)
+            net.predict(X[:300])
+            os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+            out["after_predict"] = _threads.usable_threads(2)
+
+        worker = threading.Thread(target=narrowed_after_a_predict)
+        worker.start()
+        worker.join()
         out["threaded_differs"] = not np.array_equal(threaded, serial)
         print(json.dumps(out))
         """
@@ -501,8 +514,31 @@ def test_threads_confined_to_fewer_cpus_run_serially_with_a_warning():
     assert out["main_before"] == out["main_after"] == 2
     assert out["threaded_differs"], "the 2-thread fit was not threaded: the test proves nothing"
     assert out["confined"] == 1 == out["after_serial"]
+    assert out["after_predict"] == 2
     assert out["equals_serial"]
     assert len(out["warnings"]) == 1 and "can only run on 1 CPU" in out["warnings"][0]
+
+
+@TWO_THREADS
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(getattr(os, "sched_getaffinity", set)(0)) < 2,
+    reason="needs CPU affinity control and two CPUs",
+)
+def test_an_affinity_narrowed_between_numbas_import_and_mlpfasts_is_noticed():
+    out = run_child(
+        """
+        import json, os, warnings
+        import numba  # (another library imported it first)
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        import mlpfast
+        from mlpfast import _threads
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            threads = _threads.usable_threads(2)
+        print(json.dumps({"threads": threads, "warned": len(caught)}))
+        """
+    )
+    assert out == {"threads": 1, "warned": 1}
 
 
 # ----------------------------------------------------------------------------- concurrency
