@@ -156,6 +156,10 @@ def check_targets(y, loss: str, n_outputs: int, n_samples: int, dtype) -> np.nda
                 + (" or integer class labels" if loss == "categorical_crossentropy" else "")
             )
         Y = Y.reshape(-1, 1)
+    if Y.ndim == 0:
+        raise ValueError(
+            "y must be 1-D or 2-D, got a scalar; pass a sequence even for one sample, e.g. [y]"
+        )
     if Y.ndim != 2:
         raise ValueError(f"y must be 1-D or 2-D, got shape {Y.shape}")
     if Y.shape[0] != n_samples:

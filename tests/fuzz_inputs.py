@@ -156,8 +156,8 @@ def valid_targets(y, loss, m, n, dtype):
     raw = as_numbers(y, np.float64)
     if raw is None or not np.isfinite(raw).all():
         return None
-    if raw.ndim == 0:  # a scalar stands for one sample's target (lenient, and correct)
-        raw, y = raw.reshape(1), np.reshape(as_numbers(y, dtype), 1)
+    if raw.ndim == 0:  # a scalar is rejected with its own message (as scikit-learn does)
+        return None
     if raw.ndim == 1 and loss == "categorical_crossentropy" and m > 1:
         if raw.shape[0] != n or np.any(raw != np.round(raw)) or raw.min() < 0 or raw.max() >= m:
             return None

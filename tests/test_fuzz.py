@@ -2,7 +2,9 @@
 
 Each fuzz target runs ``fuzz_driver.py`` in a child process, so that a crash of the
 interpreter (a kernel writing outside a buffer) fails the test instead of pytest.
-``MLPFAST_FUZZ_SCALE=10`` runs ten times as many examples.  The bugs the fuzzing
+``MLPFAST_FUZZ_SCALE=10`` runs ten times as many examples.  The examples are the
+same every run (derandomized: a CI run must not fail on a draw no one has seen);
+``MLPFAST_FUZZ_RANDOM=1`` draws new ones, which is how to hunt for bugs.  The bugs the fuzzing
 found are pinned below by minimal reproductions (all fixed; kept as regression
 tests).
 """

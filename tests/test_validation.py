@@ -64,6 +64,13 @@ def test_bad_targets(y, match):
         model.fit(GOOD_X, y)
 
 
+def test_a_scalar_target_is_refused_with_a_hint():
+    model = Network([3, 1], ["identity"], "mse")
+    for call in (model.fit, model.loss, model.gradients):
+        with pytest.raises(ValueError, match=r"got a scalar.*e\.g\. \[y\]"):
+            call(np.ones((1, 3)), 3.0)
+
+
 def test_one_d_targets_for_a_multi_output_mse_network():
     model = Network([3, 2], ["identity"], "mse")
     with pytest.raises(ValueError, match="1-D but the network has 2 outputs"):
