@@ -438,9 +438,9 @@ class BaseMLP(BaseEstimator):
         205-210 ms on 2 threads (alternating processes).  Early stopping (it keeps
         the best epoch's weights) and verbose output (live lines and bar) go an
         epoch at a time."""
-        left = epochs - self.n_iter_
         if one_at_a_time:
             return 1
+        left = epochs - self.n_iter_
         return max(1, min(left, self.n_iter_no_change + 1 - self._no_improvement_count))
 
     def _prints_lines(self) -> bool:

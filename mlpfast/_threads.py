@@ -114,7 +114,7 @@ def usable_threads(n_threads: int) -> int:
                 "thread here (OpenMP cannot run in such a child). Use the 'spawn' or "
                 "'forkserver' start method, or joblib's loky backend, for parallel children.",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=caller_outside_mlpfast(),
             )
             _warned_fork = True
         return 1
@@ -129,7 +129,7 @@ def usable_threads(n_threads: int) -> int:
                 f"launcher), so it uses {cpus} thread(s) instead of {n_threads}. Narrow "
                 f"the affinity before importing mlpfast, or unset OMP_PROC_BIND.",
                 RuntimeWarning,
-                stacklevel=_caller_outside_mlpfast(),
+                stacklevel=caller_outside_mlpfast(),
             )
             _warned_confined = True
         return cpus
@@ -176,7 +176,7 @@ def _team_started(n_threads: int) -> None:
         _affinity.team_cpus = _thread_cpus()
 
 
-def _caller_outside_mlpfast() -> int:
+def caller_outside_mlpfast() -> int:
     """``stacklevel`` of the first frame outside the mlpfast package (for warnings)."""
     import sys
 

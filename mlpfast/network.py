@@ -700,7 +700,7 @@ class Network:
                 f"slower for small networks. Set MLPFAST_CACHE_DIR or NUMBA_CACHE_DIR to "
                 f"a writable directory to fix this.",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=_threads.caller_outside_mlpfast(),
             )
             return None
 
@@ -789,7 +789,7 @@ class Network:
                 f"training interrupted after {recorded} of {epochs} epochs; the "
                 f"network holds the parameters of the last completed epoch",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=_threads.caller_outside_mlpfast(),
             )
         return np.concatenate(losses) if losses else np.empty(0)
 
@@ -802,7 +802,7 @@ class Network:
         )
         if on_divergence == "raise":
             raise DivergenceError(message)
-        warnings.warn(message, DivergenceWarning, stacklevel=5)
+        warnings.warn(message, DivergenceWarning, stacklevel=_threads.caller_outside_mlpfast())
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
