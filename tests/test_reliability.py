@@ -21,6 +21,10 @@ from mlpfast import DivergenceError, DivergenceWarning, Network, _threads
 from mlpfast._kernels import train as _train
 
 TWO_THREADS = pytest.mark.skipif(_threads.max_threads() < 2, reason="needs 2 Numba threads")
+AFFINITY_CONTROL = pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(getattr(os, "sched_getaffinity", set)(0)) < 2,
+    reason="needs CPU affinity control and two CPUs",
+)
 # numba's workqueue layer aborts the process when two threads launch parallel regions
 # at once ("Concurrent access"); omp and tbb allow it.
 CONCURRENT_REGIONS = pytest.mark.skipif(
@@ -436,10 +440,7 @@ def test_threaded_fits_in_more_threads_than_cores_finish_and_match(monkeypatch):
 
 
 @TWO_THREADS
-@pytest.mark.skipif(
-    not hasattr(os, "sched_setaffinity") or len(getattr(os, "sched_getaffinity", set)(0)) < 2,
-    reason="needs CPU affinity control and two CPUs",
-)
+@AFFINITY_CONTROL
 def test_threads_confined_to_fewer_cpus_run_serially_with_a_warning():
     # Numba's threads inherit the affinity of the thread that first runs a region:
     # narrowed to one CPU after import, two threads took 15x as long as one (they
@@ -465,9 +466,19 @@ def test_threads_confined_to_fewer_cpus_run_serially_with_a_warning():
             net.fit(X, y, epochs=3, batch_size=200, lr=0.1, optimizer="adam", seed=0)
             return net.params.copy()
 
+        ALL_CPUS = set(os.sched_getaffinity(0))
+
+        def narrow():  # this thread to one CPU
+            os.sched_setaffinity(0, {min(ALL_CPUS)})
+
+        def in_new_thread(function):
+            worker = threading.Thread(target=function)
+            worker.start()
+            worker.join()
+
         out = {"main_before": _threads.usable_threads(2)}
         serial, threaded = fit(1), fit(2)
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        narrow()
         out["main_after"] = _threads.usable_threads(2)
 
         def confined():
@@ -478,35 +489,29 @@ def test_threads_confined_to_fewer_cpus_run_serially_with_a_warning():
             out["warnings"] = [str(w.message) for w in caught]
             out["equals_serial"] = bool(np.array_equal(params, serial))
 
-        worker = threading.Thread(target=confined)
-        worker.start()
-        worker.join()
+        in_new_thread(confined)
 
         def narrowed_after_a_serial_fit():
             # a serial fit starts no team: a narrowing after it still counts
-            os.sched_setaffinity(0, set(range(os.cpu_count())))
+            os.sched_setaffinity(0, ALL_CPUS)
             fit(1)
-            os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+            narrow()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 out["after_serial"] = _threads.usable_threads(2)
 
-        worker = threading.Thread(target=narrowed_after_a_serial_fit)
-        worker.start()
-        worker.join()
+        in_new_thread(narrowed_after_a_serial_fit)
 
         def narrowed_after_a_predict():
             # a threaded predict starts the team (even for one block of rows)
-            os.sched_setaffinity(0, set(range(os.cpu_count())))
+            os.sched_setaffinity(0, ALL_CPUS)
             net = mlpfast.Network([8, 16, 1], ["relu", "sigmoid"], "binary_crossentropy",
                                   n_threads=2)
             net.predict(X[:300])
-            os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+            narrow()
             out["after_predict"] = _threads.usable_threads(2)
 
-        worker = threading.Thread(target=narrowed_after_a_predict)
-        worker.start()
-        worker.join()
+        in_new_thread(narrowed_after_a_predict)
         out["threaded_differs"] = not np.array_equal(threaded, serial)
         print(json.dumps(out))
         """
@@ -520,10 +525,7 @@ def test_threads_confined_to_fewer_cpus_run_serially_with_a_warning():
 
 
 @TWO_THREADS
-@pytest.mark.skipif(
-    not hasattr(os, "sched_setaffinity") or len(getattr(os, "sched_getaffinity", set)(0)) < 2,
-    reason="needs CPU affinity control and two CPUs",
-)
+@AFFINITY_CONTROL
 def test_an_affinity_narrowed_between_numbas_import_and_mlpfasts_is_noticed():
     out = run_child(
         """
