@@ -372,8 +372,12 @@ class Network:
             slabs = blocks
             capacity = self._slab_rows(batch, blocks)
         rows = slabs * capacity
+        act_size = rows * self._layout.act_width
+        if blocks == 1 and _unrolled.eligible(self._layout.sizes, self._spec.kind):
+            # the unrolled kernel's scratch: whole chunks, however short the minibatch
+            act_size = max(act_size, _unrolled.scratch_size(self._layout.sizes))
         ws = _train.Workspace(
-            acts=_cache_aligned(rows * self._layout.act_width, dt),
+            acts=_cache_aligned(act_size, dt),
             deltas=_cache_aligned(rows * self._layout.act_width, dt),
             xbuf=_cache_aligned(rows * d if gather else 0, dt),
             xT=_cache_aligned(rows * d if self._first_narrow() else 0, dt),

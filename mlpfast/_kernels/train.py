@@ -923,7 +923,9 @@ def _unrolled_step(
         data, ws, start, 0, size, use_perm, use_weights
     )
     gradient = function_at(addresses[0], addresses[1], model.params)
-    loss = gradient(model.params, model.grads, xs, x_off, ys, y_off, wsrc, w_off, size, delta_scale)
+    loss = gradient(
+        model.params, model.grads, xs, x_off, ys, y_off, wsrc, w_off, size, delta_scale, ws.acts
+    )
     sumsq = update_share(model, 0, model.params.shape[0], config[OPTIMIZER], coefs, lr, l2)
     return loss, wsum, sumsq if want_sumsq else 0.0
 

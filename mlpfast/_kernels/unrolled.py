@@ -1,4 +1,4 @@
-"""Unrolled training kernels for small networks: one pass over the samples a step.
+"""Unrolled training kernels for small networks: a few passes over the samples a step.
 
 The general kernels (``dense.py``) run a layer as passes along rows of samples:
 for the tutorial's [2, 4, 3, 1] network that is ~80 passes over 1000 samples a
@@ -6,12 +6,14 @@ step, each bound by its own loads and stores, not by arithmetic (README,
 "Performance").  When every layer is at most ``MAX_WIDTH`` units wide and the
 network has at most ``MAX_WEIGHTS`` weights, this module writes the minibatch
 gradient out for that one architecture: every weight, every activation and
-delta of a sample and every gradient sum is a local, so forward, loss, backward
-and the weight gradients of a sample are straight-line code, and one loop over
-the minibatch's samples does it all, vectorized across samples.  The epoch loop
-and the optimizer are the general ones (``train.train_epochs_unrolled``), which
-call the generated kernel through a function pointer: they are compiled once per
-dtype, the generated kernel once per architecture.
+delta of a sample and every gradient sum is a local, so each phase of a sample
+(forward, loss, one backward layer) is straight-line code, and a chunk of
+``CHUNK`` samples runs as one loop per phase, vectorized across samples, with the
+values between phases in a small scratch buffer (why phases: see ``CHUNK``).
+The epoch loop and the optimizer are the general ones
+(``train.train_epochs_unrolled``), which call the generated kernel through a
+function pointer: they are compiled once per dtype, the generated kernel once
+per architecture.
 
 The kernel reads its rows contiguously: a shuffled minibatch is gathered first
 (``train.gather_rows``, as the general kernels do), and unweighted rows read a
@@ -21,19 +23,19 @@ the compile four times longer: [8,8,8,8] took 32 s).
 Measured (Zen 4, float64, one thread; the machine's speed drifts by ~30 %, so
 each pair was measured alternately in one process):
 
-- the tutorial's gradient (log-loss) 8.1 us against 11.2-11.5 us an iteration for
-  the general kernels; what is left is mostly the log-loss (exp, log1p and a
-  division per sample: with a squared error the same network takes 4.7 us an
-  epoch, against 16.1 for the general kernels);
-- 1000-row epochs (squared error): [2,8,8,1] 32 vs 37 us, [4,8,8,4] 33 vs 115,
-  [8,8,8,8] 70 vs 242; in minibatches of 32 rows 89 vs 87, 94 vs 133, 192 vs 241
-  ([2,8,8,1] is the slowest per weight: beyond ~30 weights the gradient sums no
-  longer fit in registers and spill);
-- compile time with an empty cache: 1.0 s for the tutorial's kernel, 1.5 s for
-  [4,8,4,1], 3.0 s for [4,8,8,4], 5.3 s for [8,8,8,8] (per dtype), plus ~4 s once
-  per dtype for the epoch loop; the general kernels take ~15 s, and a small
-  network's fit never needs them: the tutorial's empty-cache first fit went from
-  13-14 s to 6.8-7.0 s.
+- the tutorial's gradient (log-loss, 1000 rows) 6.2-6.5 us (fastest of 15 calls,
+  four alternating process pairs; 8.0-11.0 for the single-loop kernel before the
+  phases, 11.2-11.5 for the general kernels); a whole ``Network.fit`` iteration
+  7.3-8.4 us against 9.4-13.5 before the phases;
+- before the phases, 1000-row epochs (squared error): [2,8,8,1] 32 vs 37 us for
+  the general kernels, [4,8,8,4] 33 vs 115, [8,8,8,8] 70 vs 242; in minibatches
+  of 32 rows 89 vs 87, 94 vs 133, 192 vs 241; with the phases [8,8,8,8] 47 against
+  69 us for the single loop, and minibatches of 8-64 rows of the tutorial's
+  network take the same time as with the single loop (within the noise);
+- compile time with an empty cache (the phases cost 20-50 % more): 2.5 s for the
+  tutorial's kernel, 4.7 s for [4,8,8,4], 8.7 s for [8,8,8,8] (per dtype, this
+  process's first compile included), plus ~4 s once per dtype for the epoch loop;
+  the general kernels take ~15 s, and a small network's fit never needs them.
 
 The source is generated per (layer sizes, activations, loss) and written to
 ``<kernel cache>/unrolled/`` as a real module (both dtypes compile from it), so
@@ -62,6 +64,7 @@ import contextlib
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -81,6 +84,20 @@ from .losses import LOGISTIC, SOFTMAX_CE, SQUARED
 MAX_WIDTH = 8
 MAX_WEIGHTS = 192
 
+# Rows a chunk.  A chunk runs in phases, each a loop over its rows (``generate``):
+# in one loop doing a row's whole forward, loss and backward, each iteration was
+# one long chain of dependent operations (the logit waits for both layers, the
+# log-loss's exp and division for the logit, every delta for the loss), longer
+# than the processor's out-of-order window could overlap with the next
+# iteration's; short phase loops overlap freely, and each holds only its own
+# layer's gradient sums in registers.  Measured (float64, one thread, 1000 rows,
+# medians against the one-loop kernel in the same process): the tutorial's
+# [2,4,3,1] log-loss 6.1 against 8.1 us, [4,8,8,3] softmax 28 against 45,
+# [8,8,8,8] squared error 47 against 69; chunks of 64 rows were slower (6.6 us,
+# the horizontal sums at each loop's end) and of 256 no faster (the scratch
+# leaves L1 first for wide networks).
+CHUNK = 128
+
 GENERATED_DIR = _config.UNROLLED_DIR
 
 _lock = threading.Lock()
@@ -94,7 +111,7 @@ def gradient_signature(dtype):
     vector = types.Array(dtype, 1, "C")
     index = types.int64
     return types.float64(
-        vector, vector, vector, index, vector, index, vector, index, index, types.float64
+        vector, vector, vector, index, vector, index, vector, index, index, types.float64, vector
     )
 
 
@@ -219,10 +236,20 @@ def _import(name, source):
 # ------------------------------------------------------------------------ generation
 def generate(sizes, codes, loss_kind) -> str:
     """The Python source of the unrolled kernel for one architecture (both dtypes
-    compile from it)."""
+    compile from it).
+
+    Rows go in chunks of ``CHUNK``; a chunk runs as a few loops over its rows, one
+    per phase (see ``CHUNK``): the forward pass, the loss and output delta, then
+    one loop per layer from the last, which adds up that layer's gradient and
+    computes the deltas below it.  Between phases a row's values wait in
+    ``scratch``, one block of ``CHUNK`` values per unit (``_scratch_slots``), each
+    delta over its unit's activation once that is no longer needed."""
     parameters = list(_parameters(sizes))
+    slots = _scratch_slots(sizes)
     names = ", ".join(CANONICAL_NAMES[c] for c in codes)
     loss_name = _UNROLLED_LOSSES[loss_kind]
+    n_layers = len(sizes) - 1
+    ind = " " * 12  # inside the chunk's row loops
     out = [
         f'"""Generated by mlpfast._kernels.unrolled for layers {list(sizes)}, activations',
         f'({names}), {loss_name}.  Do not edit: a file that differs is rewritten."""',
@@ -237,10 +264,12 @@ def generate(sizes, codes, loss_kind) -> str:
         "",
         "",
         "@kernel",
-        "def gradient(params, grads, x, x_off, y, y_off, w, w_off, size, scale):",
+        "def gradient(params, grads, x, x_off, y, y_off, w, w_off, size, scale, scratch):",
         '    """The gradient over rows 0:size of x (features), y (targets) and w (sample',
         "    weights), which start at x_off, y_off and w_off, into ``grads``; returns",
-        '    sum_i w_i l_i."""',
+        f'    sum_i w_i l_i, using the first {len(slots) * CHUNK} values of ``scratch``."""',
+        f"    if scratch.shape[0] < {len(slots) * CHUNK}:",
+        '        raise ValueError("the unrolled kernel\'s scratch buffer is too short")',
         "    one = like(1.0, params)",
         "    zero = like(0.0, params)",
         "    scale = like(scale, params)",
@@ -252,12 +281,71 @@ def generate(sizes, codes, loss_kind) -> str:
     # which keeps a loop scalar (see activations.py).
     out.append("    xo, yo, wo = np.uint64(x_off), np.uint64(y_off), np.uint64(w_off)")
     out.append(f"    ud, um = np.uint64({sizes[0]}), np.uint64({sizes[-1]})")
-    out.append("    for r in range(size):")
-    out.append("        row = np.uint64(r)")
-    out.extend(_sample_body(sizes, codes, loss_kind, "        "))
+    out.append(f"    for first in range(0, size, {CHUNK}):")
+    out.append(f"        rows = min({CHUNK}, size - first)")
+
+    def row_loop(phase, lines):
+        out.append(f"        # {phase}")
+        out.append("        for c in range(rows):")
+        if any(re.search(r"\brow\b", line) for line in lines):
+            out.append(f"{ind}row = np.uint64(first + c)")
+        out.extend(lines)
+
+    def load(slot, name=None):
+        return f"{ind}{name or slot} = scratch[np.uint64({slots[slot] * CHUNK}) + np.uint64(c)]"
+
+    def store(name, value):
+        return f"{ind}scratch[np.uint64({slots[name] * CHUNK}) + np.uint64(c)] = {value}"
+
+    inputs = [f"{ind}a0_{i} = x[xo + row * ud + np.uint64({i})]" for i in range(sizes[0])]
+    hidden = [f"a{k}_{i}" for k in range(1, n_layers) for i in range(sizes[k])]
+    logits = [f"z{n_layers}_{j}" for j in range(sizes[-1])]
+    out_deltas = [f"d{n_layers}_{j}" for j in range(sizes[-1])]
+    row_loop(
+        "forward: hidden activations and logits into scratch",
+        inputs
+        + _forward_lines(sizes, codes, ind)
+        + [store(name, name) for name in hidden + logits],
+    )
+    row_loop(
+        "loss: the output deltas over the logits",
+        [load(name) for name in logits]
+        + _loss_lines(sizes, codes, loss_kind, ind)
+        + [store(z, d) for z, d in zip(logits, out_deltas, strict=True)],
+    )
+    for k in range(n_layers - 1, -1, -1):
+        below = inputs if k == 0 else [load(f"a{k}_{i}") for i in range(sizes[k])]
+        above = [load(_slot_name(sizes, k + 1, j), f"d{k + 1}_{j}") for j in range(sizes[k + 1])]
+        lines = below + above + _gradient_lines(sizes, k, ind)
+        if k > 0:
+            lines += _delta_lines(sizes, codes, k, ind)
+            lines += [store(f"a{k}_{i}", f"d{k}_{i}") for i in range(sizes[k])]
+        row_loop(f"layer {k}: its gradient" + (", the deltas below it" if k else ""), lines)
     out.extend(f"    grads[{index}] = g{name}" for name, index in parameters)
     out.append("    return total")
     return "\n".join(out) + "\n"
+
+
+def _scratch_slots(sizes):
+    """Where each unit's block of ``CHUNK`` values is in ``scratch`` (in blocks): a
+    hidden unit's activation ``a{k}_{i}`` (later its delta), an output's logit
+    ``z{L}_{j}`` (later its delta): ``sum(sizes[1:])`` blocks, the row width of the
+    general kernels' activation workspace, which the fit passes as ``scratch``."""
+    n_layers = len(sizes) - 1
+    names = [f"a{k}_{i}" for k in range(1, n_layers) for i in range(sizes[k])]
+    names += [f"z{n_layers}_{j}" for j in range(sizes[-1])]
+    return {name: slot for slot, name in enumerate(names)}
+
+
+def _slot_name(sizes, k, j):
+    """The scratch block holding layer k's unit j (its activation, later its delta)."""
+    return f"z{k}_{j}" if k == len(sizes) - 1 else f"a{k}_{j}"
+
+
+def scratch_size(sizes) -> int:
+    """Values the unrolled kernel of a network with these layer sizes needs in
+    ``scratch``."""
+    return sum(sizes[1:]) * CHUNK
 
 
 def _parameters(sizes):
@@ -292,21 +380,24 @@ def _softmax_lines(last, m, ind):
     return lines
 
 
-def _sample_body(sizes, codes, loss_kind, ind):
-    """Straight-line code for one sample: forward, loss, backward, gradient sums."""
+def _forward_lines(sizes, codes, ind):
+    """A row's forward pass from its inputs ``a0_*`` to the logits ``z{L}_*``."""
     n_layers = len(sizes) - 1
     lines = []
-    for i in range(sizes[0]):
-        lines.append(f"{ind}a0_{i} = x[xo + row * ud + np.uint64({i})]")
     for k in range(n_layers):
         for j in range(sizes[k + 1]):
             terms = " + ".join(f"w{k}_{i}_{j} * a{k}_{i}" for i in range(sizes[k]))
             lines.append(f"{ind}z{k + 1}_{j} = b{k}_{j} + {terms}")
             if k < n_layers - 1:
                 lines.append(f"{ind}a{k + 1}_{j} = activate(z{k + 1}_{j}, {codes[k]})")
-    last = n_layers
-    lines.append(f"{ind}wi = w[wo + row]")
-    lines.append(f"{ind}row_scale = scale * wi")
+    return lines
+
+
+def _loss_lines(sizes, codes, loss_kind, ind):
+    """A row's loss (added to ``total``) and output deltas ``d{L}_*`` from its
+    logits ``z{L}_*``."""
+    last = len(sizes) - 1
+    lines = [f"{ind}wi = w[wo + row]", f"{ind}row_scale = scale * wi"]
     outputs = range(sizes[-1])
     lines += [f"{ind}t{j} = y[yo + row * um + np.uint64({j})]" for j in outputs]
     if loss_kind == SOFTMAX_CE:
@@ -325,13 +416,24 @@ def _sample_body(sizes, codes, loss_kind, ind):
         # a row's loss sums in float64, as in losses.py
         row_loss = " + ".join(f"np.float64(l{j})" for j in outputs)
     lines.append(f"{ind}total += wi * ({row_loss})")
-    for k in range(n_layers - 1, -1, -1):
-        for j in range(sizes[k + 1]):
-            lines.append(f"{ind}gb{k}_{j} += d{k + 1}_{j}")
-            for i in range(sizes[k]):
-                lines.append(f"{ind}gw{k}_{i}_{j} += a{k}_{i} * d{k + 1}_{j}")
-        if k > 0:
-            for i in range(sizes[k]):
-                terms = " + ".join(f"w{k}_{i}_{j} * d{k + 1}_{j}" for j in range(sizes[k + 1]))
-                lines.append(f"{ind}d{k}_{i} = ({terms}) * derivative(a{k}_{i}, {codes[k - 1]})")
+    return lines
+
+
+def _gradient_lines(sizes, k, ind):
+    """Add a row's share of layer k's gradient, from its inputs ``a{k}_*`` and the
+    deltas ``d{k+1}_*``."""
+    lines = []
+    for j in range(sizes[k + 1]):
+        lines.append(f"{ind}gb{k}_{j} += d{k + 1}_{j}")
+        lines += [f"{ind}gw{k}_{i}_{j} += a{k}_{i} * d{k + 1}_{j}" for i in range(sizes[k])]
+    return lines
+
+
+def _delta_lines(sizes, codes, k, ind):
+    """A row's deltas ``d{k}_*`` of hidden layer k from ``d{k+1}_*`` (through layer
+    k's weights) and its activations ``a{k}_*``."""
+    lines = []
+    for i in range(sizes[k]):
+        terms = " + ".join(f"w{k}_{i}_{j} * d{k + 1}_{j}" for j in range(sizes[k + 1]))
+        lines.append(f"{ind}d{k}_{i} = ({terms}) * derivative(a{k}_{i}, {codes[k - 1]})")
     return lines
