@@ -236,3 +236,21 @@ def test_a_kernel_of_another_dtype_is_refused():
             np.empty(1), other.addresses,
         )  # fmt: skip
     np.testing.assert_array_equal(net.params, before)
+
+
+def test_a_short_scratch_buffer_is_refused():
+    # The generated kernel indexes its scratch without bounds checks; the fit sizes
+    # it (``unrolled.scratch_size``), and the kernel refuses a shorter one.
+    sizes, acts, loss = CASES["two-outputs"]
+    net = Network(sizes, acts, loss, dtype="float64", seed=0)
+    kernel = unrolled.trainer_kernel(sizes, net._layout.codes, net._spec.kind, "float64")
+    X, Y = _data(sizes, loss, 10)
+    x, y, w = X.ravel(), Y.ravel(), np.ones(10)
+    grads = np.zeros_like(net.params)
+    needed = unrolled.scratch_size(sizes)
+    args = (net.params, grads, x, 0, y, 0, w, 0, 10, 0.1)
+    with pytest.raises(ValueError, match="scratch buffer is too short"):
+        kernel._dispatcher(*args, np.zeros(needed - 1))
+    assert not grads.any()
+    kernel._dispatcher(*args, np.zeros(needed))
+    assert grads.any()

@@ -81,6 +81,7 @@ from .dense import (
     weight_gradient,
 )
 from .losses import output_loss_and_delta
+from .memory import prefetch_span
 from .optimizers import (
     ADAM,
     BETA1,
@@ -173,6 +174,15 @@ def _input_source(xs, x_off, d, ws, capacity, layout, c0, c1):
     return xs, x_off, d, True
 
 
+# A shuffled minibatch's rows are scattered over X: the gather asks for the row
+# this many ahead while it copies one.  Measured (float64, one thread, the
+# synthetic-adam network [20,100,1], 200-row steps, 30,000 rows): the gathered
+# step took 38-40 us against 30-32 for contiguous rows in three runs of four
+# without it, 31-33 us (the same as contiguous) in all four with it; moons
+# (2 features) unchanged within the noise.
+PREFETCH_ROWS = 16
+
+
 @kernel(inline="always")
 def gather_rows(data, ws, start, c0, c1, use_weights):
     """Rows c0:c1 of the shuffled minibatch at ``start`` (through ``ws.perm``) into
@@ -181,6 +191,8 @@ def gather_rows(data, ws, start, c0, c1, use_weights):
     Xf, Yf = data.Xf, data.Yf
     ud, um = np.uint64(data.X.shape[1]), np.uint64(data.Y.shape[1])
     for r in range(c0, c1):
+        if r + PREFETCH_ROWS < c1:
+            prefetch_span(Xf, np.uint64(ws.perm[start + r + PREFETCH_ROWS]) * ud, ud)
         source = np.uint64(ws.perm[start + r])
         row = np.uint64(r)
         for j in range(ud):
