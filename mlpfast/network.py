@@ -360,10 +360,13 @@ class Network:
         ``_kernels.train.ALIGN``) so that threads never share one."""
         return -(-rows // _train.ALIGN) * _train.ALIGN
 
-    def _workspace(self, batch: int, gather: bool, blocks: int, strategy: int, steps: int = 1):
+    def _workspace(
+        self, batch: int, gather: bool, blocks: int, strategy: int, steps: int = 1, unrolled=False
+    ):
         """Buffers for minibatches of up to ``batch`` rows split into ``blocks`` (see
         ``_kernels.train``), ``steps`` minibatches an epoch; ``gather``: rows are
-        gathered (shuffled).  Returns (workspace, layout table)."""
+        gathered (shuffled); ``unrolled``: the fit runs on the unrolled kernel, whose
+        scratch is ``acts``.  Returns (workspace, layout table)."""
         d, m = self.layer_sizes[0], self.n_outputs
         dt = self.dtype
         slabs = 1
@@ -373,7 +376,7 @@ class Network:
             capacity = self._slab_rows(batch, blocks)
         rows = slabs * capacity
         act_size = rows * self._layout.act_width
-        if blocks == 1 and _unrolled.eligible(self._layout.sizes, self._spec.kind):
+        if unrolled:
             # the unrolled kernel's scratch: whole chunks, however short the minibatch
             act_size = max(act_size, _unrolled.scratch_size(self._layout.sizes))
         ws = _train.Workspace(
@@ -644,7 +647,10 @@ class Network:
         threads = _threads.usable_threads(self._n_threads)
         blocks, strategy = self._parallel_plan(batch, threads)
         backup = np.empty((1 + self._state.shape[0], self._layout.n_params), dtype=self.dtype)
-        ws, table = self._reused_workspace(batch, bool(shuffle and n > batch), blocks, strategy, n)
+        runs_unrolled = self._runs_unrolled(blocks)
+        ws, table = self._reused_workspace(
+            batch, bool(shuffle and n > batch), blocks, strategy, n, runs_unrolled
+        )
         model = _train.Model(self.params, self._grads, self._state, backup, table)
         config, coefs = self._config(
             batch,
@@ -658,7 +664,7 @@ class Network:
         )
         train = _train.train_epochs_parallel if blocks > 1 else _train.train_epochs
         unrolled = None
-        if blocks == 1 and _unrolled.eligible(self._layout.sizes, self._spec.kind):
+        if runs_unrolled:
             unrolled = self._unrolled_trainer()
         data = self._data(X, Y, w)
         # (the unrolled kernels call no BLAS: no BLAS caps to set and restore, ~10 us)
@@ -667,19 +673,19 @@ class Network:
         plan.parallel = blocks > 1
         return plan
 
-    def _reused_workspace(self, batch, gather, blocks, strategy, n):
+    def _reused_workspace(self, batch, gather, blocks, strategy, n, unrolled):
         """``_workspace`` for a fit of ``n`` rows (with the epoch's permutation when
         ``gather``), the previous fit's when the sizes are the same: allocating it was
         ~20 us of the ~190 us of Python around a tutorial fit (measured).  The kernels
         write every buffer before reading it, except the sample weights' ones, which
         a weighted shuffled fit overwrites: refilled here.  (Fits only: ``predict``
         and ``gradients`` allocate their own, so they may run from several threads.)"""
-        key = (batch, gather, blocks, strategy, n)
+        key = (batch, gather, blocks, strategy, n, unrolled)
         if self._fit_workspace is not None and self._fit_workspace[0] == key:
             _, ws, table = self._fit_workspace
             ws.wbuf.fill(1)
             return ws, table
-        ws, table = self._workspace(batch, gather, blocks, strategy, steps=-(-n // batch))
+        ws, table = self._workspace(batch, gather, blocks, strategy, -(-n // batch), unrolled)
         if gather:
             ws = ws._replace(perm=np.empty(n, dtype=np.int64))
         # Kept only when small beside the model: the allocation it saves matters for
@@ -688,6 +694,11 @@ class Network:
         keep = max(_KEEP_WORKSPACE_BYTES, self.params.nbytes)
         self._fit_workspace = (key, ws, table) if sum(b.nbytes for b in ws) <= keep else None
         return ws, table
+
+    def _runs_unrolled(self, blocks: int) -> bool:
+        """Whether a fit in ``blocks`` blocks runs on this network's unrolled kernel
+        (serial fits of small networks, ``_kernels/unrolled.py``)."""
+        return blocks == 1 and _unrolled.eligible(self._layout.sizes, self._spec.kind)
 
     def _unrolled_trainer(self):
         """``train_epochs`` with this small network's unrolled gradient kernel (see

@@ -40,7 +40,8 @@ cases = [
 for sizes, acts, loss in cases:
     for dtype in ("float32", "float64"):
         for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            for n, batch in ((1, 1), (37, 8), (300, 64), (70, 128)):
+            # (300, 300): the unrolled kernels' 128-row chunks, a short last one
+            for n, batch in ((1, 1), (37, 8), (300, 64), (70, 128), (300, 300)):
                 X = rng.standard_normal((n, sizes[0]))
                 m = sizes[-1]
                 if loss == "categorical_crossentropy":

@@ -756,3 +756,37 @@ def test_fit_on_a_memmap_gathers_minibatches_without_copying_x(tmp_path, mode):
     # Allowed: y, the permutation, predict's output (~5 MiB); not X (96 MiB).
     assert growth_mib < 16 < file_mib / 4, f"anonymous memory grew {growth_mib:.1f} MiB"
     assert rss["finite"] and rss["same"]
+
+
+# ------------------------------------------------------------------- debugging mode
+def test_kernels_run_as_python_under_numba_disable_jit():
+    # CONTRIBUTING: NUMBA_DISABLE_JIT=1 runs the kernels as Python to debug them;
+    # every kernel must then be plain Python, intrinsics included (a shuffled fit
+    # gathers its rows with prefetch hints, the hint a no-op there).
+    X, Y = regression(100)
+    code = """
+    import json, sys
+    import numpy as np
+    from mlpfast import Network
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 3))
+    Y = X @ np.array([[1.0], [2.0], [-1.0]])
+    net = Network([3, 4, 1], ["tanh", "identity"], "mse", dtype="float64", seed=0, n_threads=1)
+    losses = net.fit(X, Y, epochs=2, batch_size=32, lr=0.01, seed=1, optimizer="adam")
+    print(json.dumps({"losses": losses.tolist(), "params": net.params.tolist()}))
+    """
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    env["PYTHONPATH"] = str(Path(mlpfast.__file__).parent.parent)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    net = Network([3, 4, 1], ["tanh", "identity"], "mse", dtype="float64", seed=0, n_threads=1)
+    losses = net.fit(X, Y, epochs=2, batch_size=32, lr=0.01, seed=1, optimizer="adam")
+    np.testing.assert_allclose(got["losses"], losses, rtol=1e-9)
+    np.testing.assert_allclose(got["params"], net.params, rtol=1e-9, atol=1e-12)

@@ -254,3 +254,55 @@ def test_a_short_scratch_buffer_is_refused():
     assert not grads.any()
     kernel._dispatcher(*args, np.zeros(needed))
     assert grads.any()
+
+
+@pytest.mark.parametrize("case", ["tutorial", "softmax", "tanh-output"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_scratch_is_written_before_it_is_read_and_not_beyond_its_size(case, dtype):
+    # The phases pass each row's values through the scratch buffer, a delta over
+    # its unit's activation: whatever the buffer held before the call must not
+    # matter (a value read before this call wrote it would show here), for short,
+    # whole and several chunks with a short last one, from offsets into x, y, w.
+    sizes, acts, loss = CASES[case]
+    net = Network(sizes, acts, loss, dtype=dtype, seed=0)
+    kernel = unrolled.trainer_kernel(sizes, net._layout.codes, net._spec.kind, dtype)._dispatcher
+    needed = unrolled.scratch_size(sizes)
+    for n in (1, unrolled.CHUNK - 1, unrolled.CHUNK, 2 * unrolled.CHUNK + 1):
+        X, Y = _data(sizes, loss, n + 3, seed=n)
+        x, y = X.astype(dtype).ravel(), Y.astype(dtype).ravel()
+        w = np.random.default_rng(n).uniform(0.5, 2.0, n + 3).astype(dtype)
+        results = []
+        for fill in (0.0, np.nan, 1e30):
+            scratch = np.full(needed + 64, fill, dtype=dtype)
+            scratch[needed:] = -7.0
+            grads = np.full_like(net.params, np.nan)
+            total = kernel(
+                net.params, grads, x, 3 * sizes[0], y, 3 * sizes[-1], w, 3, n, 0.25, scratch
+            )
+            assert (scratch[needed:] == -7.0).all()  # nothing written past its size
+            results.append((total, grads))
+        (total, grads), *others = results
+        assert np.isfinite(total) and np.isfinite(grads).all()
+        for other_total, other_grads in others:
+            assert other_total == total
+            np.testing.assert_array_equal(other_grads, grads)
+
+
+def test_a_network_refitted_after_the_unrolled_path_was_switched_off_gets_its_scratch(
+    monkeypatch,
+):
+    # A fit reuses the previous fit's buffers when nothing about them changed; the
+    # general kernels' activation buffer is too short as the unrolled scratch for
+    # short minibatches, so whether the fit is unrolled is part of that decision.
+    sizes, acts, loss = CASES["tutorial"]
+    X, Y = _data(sizes, loss, 40)
+    net = Network(sizes, acts, loss, dtype="float64", seed=3)
+    fresh = Network(sizes, acts, loss, dtype="float64", seed=3)
+    with monkeypatch.context() as patch:
+        patch.setattr(unrolled, "eligible", lambda *args: False)
+        net.fit(X, Y, epochs=2, batch_size=8, lr=0.1)
+        fresh.fit(X, Y, epochs=2, batch_size=8, lr=0.1)
+    net.fit(X, Y, epochs=2, batch_size=8, lr=0.1)
+    fresh._fit_workspace = None
+    fresh.fit(X, Y, epochs=2, batch_size=8, lr=0.1)
+    np.testing.assert_array_equal(net.params, fresh.params)

@@ -15,6 +15,8 @@
 - ``reference_ops``: fused kernels used by the drop-in ``mlpfast.reference.mlp``.
 - ``atomics``: atomic load, add and compare-and-swap (LLVM instructions), with which
   the threads of one parallel training region hand work over.
+- ``memory``: prefetch hints (LLVM's ``llvm.prefetch``) for gathered rows.
+- ``unrolled``: generated straight-line gradient kernels for small networks.
 
 Conventions (CONTRIBUTING.md): kernels write into buffers they are given and
 allocate nothing per minibatch; they trust their inputs (shapes are validated in

@@ -1,6 +1,7 @@
 """Prefetching memory that a loop will read soon (LLVM's ``llvm.prefetch``): a
 hint to the processor, which never faults and never changes a result."""
 
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -33,6 +34,12 @@ def prefetch(typingctx, array, index):
         return context.get_dummy_value()
 
     return types.none(array, index), codegen
+
+
+if numba.config.DISABLE_JIT:  # kernels run as Python (debugging): nothing to hint
+
+    def prefetch(array, index):  # noqa: F811
+        pass
 
 
 @kernel(inline="always")

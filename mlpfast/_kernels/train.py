@@ -135,15 +135,17 @@ OK, DIVERGED = 0, 1
 # The arrays a training call works on, grouped so kernels take a few named
 # arguments instead of twenty positional ones.  X and Y are 2-D C arrays; every
 # buffer below is flat.  ``acts``/``deltas``: the layer blocks (see dense.py) for
-# ``capacity`` samples; ``xbuf``/``ybuf``/``wbuf``: gathered rows; ``xT``: the
-# transposed input block when the first layer is narrow; ``partials``: per-block
-# float64 results, a row of 2 per block for each minibatch of an epoch;
-# ``block_grads``: one gradient buffer per block (GRADIENT_SUM; zero rows
-# otherwise); ``sync``: the threaded epoch's int64 counters (``SYNC_*``).  Under
-# GRADIENT_SUM every buffer but ``perm``/``partials``/``block_grads``/``sync`` holds
-# ``n_blocks`` equal slabs, one per block (see :func:`block_workspace`).
-# ``Xf``/``Yf`` are flat views of X and Y (made in Python: a reshape inside a kernel
-# drags in numba's error-formatting code, ~1.5 s of every cold compile).
+# ``capacity`` samples (``acts`` is also a small network's unrolled-kernel scratch,
+# and then at least ``unrolled.scratch_size`` long); ``xbuf``/``ybuf``/``wbuf``:
+# gathered rows; ``xT``: the transposed input block when the first layer is
+# narrow; ``partials``: per-block float64 results, a row of 2 per block for each
+# minibatch of an epoch; ``block_grads``: one gradient buffer per block
+# (GRADIENT_SUM; zero rows otherwise); ``sync``: the threaded epoch's int64
+# counters (``SYNC_*``).  Under GRADIENT_SUM every buffer but ``perm``,
+# ``partials``, ``block_grads`` and ``sync`` holds ``n_blocks`` equal slabs, one per
+# block (see :func:`block_workspace`).  ``Xf``/``Yf`` are flat views of X and Y
+# (made in Python: a reshape inside a kernel drags in numba's error-formatting
+# code, ~1.5 s of every cold compile).
 Data = namedtuple("Data", "X Y sample_weight Xf Yf")
 Model = namedtuple("Model", "params grads state backup layout")
 Workspace = namedtuple("Workspace", "acts deltas xbuf xT ybuf wbuf perm partials block_grads sync")
@@ -190,6 +192,8 @@ def gather_rows(data, ws, start, c0, c1, use_weights):
     xbuf, ybuf, wbuf = ws.xbuf, ws.ybuf, ws.wbuf
     Xf, Yf = data.Xf, data.Yf
     ud, um = np.uint64(data.X.shape[1]), np.uint64(data.Y.shape[1])
+    for r in range(c0, min(c0 + PREFETCH_ROWS, c1)):
+        prefetch_span(Xf, np.uint64(ws.perm[start + r]) * ud, ud)
     for r in range(c0, c1):
         if r + PREFETCH_ROWS < c1:
             prefetch_span(Xf, np.uint64(ws.perm[start + r + PREFETCH_ROWS]) * ud, ud)

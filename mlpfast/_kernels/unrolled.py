@@ -17,7 +17,7 @@ per architecture.
 
 The kernel reads its rows contiguously: a shuffled minibatch is gathered first
 (``train.gather_rows``, as the general kernels do), and unweighted rows read a
-buffer of ones, so one loop serves every case (four specialized loops had made
+buffer of ones, so one kernel serves every case (four specialized loops had made
 the compile four times longer: [8,8,8,8] took 32 s).
 
 Measured (Zen 4, float64, one thread; the machine's speed drifts by ~30 %, so
