@@ -235,6 +235,11 @@ def kernel_threads(n_threads: int, cap_blas: bool = True, parallel: bool = True)
     """Run the enclosed kernels with ``n_threads`` Numba threads and 1-thread BLAS
     (``cap_blas=False``: kernels that call no BLAS leave it as it is; ``parallel``:
     whether they run a parallel region)."""
+    if not parallel and not cap_blas:
+        # Serial kernels without BLAS (the unrolled ones): no thread count matters.
+        # (numba's get/set_num_threads each take its launch lock: ~3-6 us a fit.)
+        yield
+        return
     if parallel:
         _team_started(n_threads)  # (first: starting numba's pool may bind this thread)
     previous = numba.get_num_threads()  # thread-local in numba

@@ -706,7 +706,7 @@ class Network:
         cannot be written: the general kernels then train it."""
         try:
             gradient = _unrolled.trainer_kernel(
-                self._layout.sizes, self._layout.codes, self._spec.kind, self.dtype.name
+                self._layout.sizes, self._layout.codes, self._spec.kind, self.dtype
             )
         except OSError as exc:
             warnings.warn(

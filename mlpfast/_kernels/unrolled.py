@@ -184,11 +184,14 @@ def function_at(typingctx, c_address, jit_address, params):
     return function_type(types.int64, types.int64, params), codegen
 
 
-def trainer_kernel(sizes, codes, loss_kind, dtype_name) -> KernelPointer:
-    """The unrolled minibatch-gradient kernel of this architecture for this dtype,
-    generated, imported and compiled (or loaded from the cache) on first use in a
-    process.  Raises OSError when the generated module cannot be written."""
-    key = (tuple(sizes), tuple(codes), loss_kind, dtype_name)
+def trainer_kernel(sizes, codes, loss_kind, dtype) -> KernelPointer:
+    """The unrolled minibatch-gradient kernel of this architecture for ``dtype`` (a
+    numpy dtype or its name), generated, imported and compiled (or loaded from the
+    cache) on first use in a process.  Raises OSError when the generated module
+    cannot be written."""
+    # (keyed by what the caller passes: a fit passes the network's dtype object,
+    # whose ``.name`` alone would cost ~2 us a fit)
+    key = (tuple(sizes), tuple(codes), loss_kind, dtype)
     with _lock:
         pointer = _pointers.get(key)
         if pointer is None:
@@ -197,7 +200,7 @@ def trainer_kernel(sizes, codes, loss_kind, dtype_name) -> KernelPointer:
             module = _modules.get(name)
             if module is None:
                 module = _modules[name] = _import(name, source)
-            dtype = np.dtype(dtype_name)
+            dtype = np.dtype(dtype)
             module.gradient.compile(gradient_signature(numba.from_dtype(dtype)).args)  # or load
             pointer = _pointers[key] = KernelPointer(module.gradient, dtype)
     return pointer
