@@ -270,8 +270,8 @@ def generate(sizes, codes, loss_kind) -> str:
         "def gradient(params, grads, x, x_off, y, y_off, w, w_off, size, scale, scratch):",
         '    """The gradient over rows 0:size of x (features), y (targets) and w (sample',
         "    weights), which start at x_off, y_off and w_off, into ``grads``; returns",
-        f'    sum_i w_i l_i, using the first {len(slots) * CHUNK} values of ``scratch``."""',
-        f"    if scratch.shape[0] < {len(slots) * CHUNK}:",
+        f'    sum_i w_i l_i, using the first {scratch_size(sizes)} values of ``scratch``."""',
+        f"    if scratch.shape[0] < {scratch_size(sizes)}:",
         '        raise ValueError("the unrolled kernel\'s scratch buffer is too short")',
         "    one = like(1.0, params)",
         "    zero = like(0.0, params)",
@@ -301,14 +301,13 @@ def generate(sizes, codes, loss_kind) -> str:
         return f"{ind}scratch[np.uint64({slots[name] * CHUNK}) + np.uint64(c)] = {value}"
 
     inputs = [f"{ind}a0_{i} = x[xo + row * ud + np.uint64({i})]" for i in range(sizes[0])]
-    hidden = [f"a{k}_{i}" for k in range(1, n_layers) for i in range(sizes[k])]
     logits = [f"z{n_layers}_{j}" for j in range(sizes[-1])]
     out_deltas = [f"d{n_layers}_{j}" for j in range(sizes[-1])]
     row_loop(
         "forward: hidden activations and logits into scratch",
         inputs
         + _forward_lines(sizes, codes, ind)
-        + [store(name, name) for name in hidden + logits],
+        + [store(name, name) for name in slots],  # hidden activations, then logits
     )
     row_loop(
         "loss: the output deltas over the logits",
@@ -334,9 +333,7 @@ def _scratch_slots(sizes):
     hidden unit's activation ``a{k}_{i}`` (later its delta), an output's logit
     ``z{L}_{j}`` (later its delta): ``sum(sizes[1:])`` blocks, the row width of the
     general kernels' activation workspace, which the fit passes as ``scratch``."""
-    n_layers = len(sizes) - 1
-    names = [f"a{k}_{i}" for k in range(1, n_layers) for i in range(sizes[k])]
-    names += [f"z{n_layers}_{j}" for j in range(sizes[-1])]
+    names = [_slot_name(sizes, k, j) for k in range(1, len(sizes)) for j in range(sizes[k])]
     return {name: slot for slot, name in enumerate(names)}
 
 
