@@ -375,3 +375,40 @@ def test_a_network_keeps_only_small_fit_buffers(rng):
         tracemalloc.stop()
     assert retained < 1 << 20, retained
     assert small._fit_workspace is not None  # a small one is kept for the next fit
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_softmax_loss_and_delta_kernel_match_numpy(dtype, weighted, rng):
+    """The fused softmax + cross-entropy runs rows four at a time with a remainder:
+    every row count from 1 to 9, a first row r0 > 0, soft targets (rows whose
+    targets do not sum to 1) and sample weights against plain numpy."""
+    from mlpfast._kernels.activations import SOFTMAX
+    from mlpfast._kernels.losses import SOFTMAX_CE, output_loss_and_delta
+
+    m, r0, scale = 5, 3, 0.37
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    for rows in range(1, 10):
+        n = r0 + rows
+        z = (rng.standard_normal((n, m)) * 4).astype(dtype)
+        y = rng.random((n, m)).astype(dtype)  # soft targets, sums in (0, 5)
+        w = rng.random(n).astype(dtype) + 0.5 if weighted else np.empty(0, dtype)
+        delta = np.full(n * m, np.nan, dtype=dtype)
+        total = output_loss_and_delta(
+            z.reshape(-1), 0, y.reshape(-1), 0, w, 0, weighted, r0, n, m,
+            SOFTMAX_CE, SOFTMAX, scale, delta, 0,
+        )  # fmt: skip
+        zz, yy = z[r0:].astype(np.float64), y[r0:].astype(np.float64)
+        ww = w[r0:].astype(np.float64) if weighted else np.ones(rows)
+        log_p = zz - zz.max(1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+        assert total == pytest.approx(-(ww * (yy * log_p).sum(1)).sum(), rel=tol, abs=tol)
+        want = scale * ww[:, None] * (np.exp(log_p) * yy.sum(1, keepdims=True) - yy)
+        np.testing.assert_allclose(delta.reshape(n, m)[r0:], want, rtol=tol * 10, atol=tol)
+        assert np.isnan(delta[: r0 * m]).all(), "rows before r0 must not be written"
+        z[r0 + rows - 1, 2] = np.nan  # a non-finite logit must reach the loss
+        nan_total = output_loss_and_delta(
+            z.reshape(-1), 0, y.reshape(-1), 0, w, 0, weighted, r0, n, m,
+            SOFTMAX_CE, SOFTMAX, scale, delta, 0,
+        )  # fmt: skip
+        assert np.isnan(nan_total)
