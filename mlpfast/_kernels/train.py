@@ -52,6 +52,29 @@ next costs ~1 ns (latency-bound at these sizes).  On the moons network
 2 threads give 1.04-1.10x.  Measured with a cycle counter per task; software
 prefetch of the parameters before phase 1 changed nothing.
 
+The serial step's ceiling (moons, float64, one thread, Zen 4; each piece in a loop
+of 20,000 on one minibatch, fastest of 4 runs): the whole step 25.9 us; the three
+32x64x64 products 5.2 (forward), 5.4 (delta below) and 7.2 us (weight gradient
+fused with the SGD step: k = 32 is short for a 64x64 C); everything else (2 -> 64
+and 64 -> 1 layers, loss, gather, biases) ~8 us in ~10 pieces of 0.3-1.2 us.  One
+Zen 4 core's float64 peak is 16 FLOP a cycle: OpenBLAS reaches 52.5 GFLOP/s on
+2048^2 and 50-55 on the 32x64x64 forward product, so the three products cannot
+take less than ~15.7 us, a 49 ms epoch: at most 2.2x JAX scan (107-112 ms on
+this machine) even if everything else were free, and 2.5x (<= 13.7 us a step)
+is above one core's peak.  (The targets in BENCHMARKS.md were set on a Zen 5,
+with twice the float64 FMA width: 70 % of its core.)  Products skipping ReLU's
+zeros (half the activations here) are no way round it: a per-sample loop over the
+active rows of W ran at 11.6 us against BLAS's 5.3 for the forward product.
+
+The same for digits-adam (``MLPClassifier()`` on digits: [64,100,10], 200-row
+steps, 1,800 of them in its 200 epochs), the estimator target of 10x
+scikit-learn: a thread's five products over its 100 rows take 74.7 us at
+OpenBLAS's one-core rates for these shapes (25.6 forward, 33.1 weight gradient
+of the first layer, 4.2 + 7.7 + 4.1 for the 10-output layer; 26-52 GFLOP/s),
+so a fit cannot take less than 134 ms with a perfect 2-thread split and nothing
+else costing anything: at most 8.9-11x scikit-learn's 1.19-1.53 s.  Measured:
+~123 us a step on 2 threads (224 ms a fit, 5.9x, in the fast two-thread mode).
+
 Divergence: parameters and optimizer state are snapshotted at the start of each
 epoch; if a minibatch loss is not finite, or a parameter is not finite at the end
 of the epoch, the snapshot is restored and the kernel returns ``DIVERGED``.
