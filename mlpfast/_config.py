@@ -20,14 +20,23 @@ kernel edit recompiles every kernel, and the directory is the first writable one
 
 If none is writable, caching is switched off (kernels still work, they just
 compile in every process) instead of failing at import time.
+
+Inside that root, each version of the kernel sources has its own directory
+(``kernels-<source stamp>``, ~14 MB with both dtypes' kernels, plus the unrolled
+kernels of small networks).  Numba never removes a cache file, and every kernel
+edit or upgrade would leave a full set behind (a developer's cache had grown to
+241 MB): a version directory whose ``last-used`` marker is older than
+``STALE_AFTER_DAYS`` is removed by :func:`prune_stale` at import.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numba
@@ -81,9 +90,73 @@ def _choose_cache_dir() -> Path | None:
     return None
 
 
+# A version directory not used for this long is removed (checked at most once a day).
+STALE_AFTER_DAYS = 30
+_DAY = 86400.0
+_VERSION_PREFIX = "kernels-"
+_LAST_USED = "last-used"
+
+
+def _version_dir(root: Path | None, stamp: str) -> Path | None:
+    """This version's directory under the cache root (None when it cannot be made)."""
+    if root is None:
+        return None
+    directory = root / f"{_VERSION_PREFIX}{stamp[:16]}"
+    return directory if _writable(directory) else None
+
+
+def _is_stale(path: Path, now: float) -> bool:
+    return now - path.stat().st_mtime > STALE_AFTER_DAYS * _DAY
+
+
+def prune_stale(root: Path, current: Path, now: float | None = None) -> list[Path]:
+    """Mark ``current`` used today and remove what no version has used for
+    ``STALE_AFTER_DAYS``: other versions' directories (by their ``last-used``
+    marker) and the flat ``*.nbi``/``*.nbc`` files and ``unrolled/`` folder of
+    releases before version directories.  Touches nothing else under ``root`` (it
+    may be ``mlpfast/_kernels/__pycache__``, beside Python's own ``.pyc`` files).
+    At most once a day per version: otherwise one ``stat``.  Never raises (a cache
+    that cannot be tidied still works).  Returns what it removed."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        marker = current / _LAST_USED
+        if marker.exists() and now - marker.stat().st_mtime < _DAY:
+            return removed
+        marker.touch()
+        os.utime(marker, (now, now))
+        for entry in root.iterdir():
+            try:
+                if entry == current:
+                    continue
+                if entry.is_dir() and entry.name.startswith(_VERSION_PREFIX):
+                    used = entry / _LAST_USED
+                    if _is_stale(used if used.exists() else entry, now):
+                        shutil.rmtree(entry, ignore_errors=True)
+                        removed.append(entry)
+                elif entry.is_dir() and entry.name == "unrolled":
+                    if _is_stale(entry, now):
+                        shutil.rmtree(entry, ignore_errors=True)
+                        removed.append(entry)
+                elif entry.suffix in (".nbi", ".nbc") and _is_stale(entry, now):
+                    entry.unlink()
+                    removed.append(entry)
+            except OSError:  # removed by another process meanwhile, or not ours to remove
+                continue
+    except OSError:
+        pass
+    return removed
+
+
 SOURCE_STAMP = _kernel_sources_hash()
-CACHE_DIR: Path | None = _choose_cache_dir()
+CACHE_ROOT: Path | None = _choose_cache_dir()
+# Each version of the kernel sources caches into its own directory: versions
+# sharing a root (two environments with one NUMBA_CACHE_DIR) never overwrite each
+# other's index files, and a version's files go away with its directory once unused.
+CACHE_DIR: Path | None = _version_dir(CACHE_ROOT, SOURCE_STAMP)
 CACHE = CACHE_DIR is not None
+if CACHE:
+    prune_stale(CACHE_ROOT, CACHE_DIR)
 # Where the unrolled kernels of small networks are written (``_kernels/unrolled.py``):
 # generated modules, cached like the kernels above.
 UNROLLED_DIR: Path | None = (CACHE_DIR / "unrolled").resolve() if CACHE else None
