@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -83,39 +84,63 @@ def _cache_candidates() -> list[Path]:
     return candidates
 
 
-def _choose_cache_dir() -> Path | None:
-    for candidate in _cache_candidates():
-        if _writable(candidate):
-            return candidate
-    return None
-
-
 # A version directory not used for this long is removed (checked at most once a day).
 STALE_AFTER_DAYS = 30
 _DAY = 86400.0
-_VERSION_PREFIX = "kernels-"
 _LAST_USED = "last-used"
+_VERSION_DIR = re.compile(r"kernels-[0-9a-f]{16}")
 
 
-def _version_dir(root: Path | None, stamp: str) -> Path | None:
-    """This version's directory under the cache root (None when it cannot be made)."""
-    if root is None:
-        return None
-    directory = root / f"{_VERSION_PREFIX}{stamp[:16]}"
-    return directory if _writable(directory) else None
+def _version_name(stamp: str) -> str:
+    return f"kernels-{stamp[:16]}"
 
 
-def _is_stale(path: Path, now: float) -> bool:
-    return now - path.stat().st_mtime > STALE_AFTER_DAYS * _DAY
+def _choose_cache_dir(stamp: str) -> tuple[Path, Path] | tuple[None, None]:
+    """(root, this version's directory in it) for the first candidate root where
+    the version directory can be written (another user's version directory in a
+    shared root may not be: then the next candidate)."""
+    for candidate in _cache_candidates():
+        directory = candidate / _version_name(stamp)
+        if _writable(directory):
+            return candidate, directory
+    return None, None
+
+
+def _kernel_cache_file(name: str) -> bool:
+    """Whether a file name is one of Numba's cache files for mlpfast's kernel modules
+    or generated unrolled modules (``train.train_epochs-912.py311.1.nbc``)."""
+    if not name.endswith((".nbi", ".nbc")):
+        return False
+    module = name.split(".", 1)[0]
+    return module.startswith("mlpfast_unrolled_") or (KERNEL_DIR / f"{module}.py").exists()
+
+
+def _generated_modules_only(directory: Path) -> bool:
+    """Whether everything in an ``unrolled/`` folder is what mlpfast wrote there."""
+    for entry in directory.iterdir():
+        if entry.name == "__pycache__" and entry.is_dir() and not entry.is_symlink():
+            if not _generated_modules_only(entry):
+                return False
+        elif not entry.name.lstrip(".").startswith("mlpfast_unrolled_"):
+            return False
+    return True
+
+
+def _older_than(path: Path, days: float, now: float) -> bool:
+    return now - path.stat().st_mtime > days * _DAY
 
 
 def prune_stale(root: Path, current: Path, now: float | None = None) -> list[Path]:
     """Mark ``current`` used today and remove what no version has used for
-    ``STALE_AFTER_DAYS``: other versions' directories (by their ``last-used``
-    marker) and the flat ``*.nbi``/``*.nbc`` files and ``unrolled/`` folder of
-    releases before version directories.  Touches nothing else under ``root`` (it
-    may be ``mlpfast/_kernels/__pycache__``, beside Python's own ``.pyc`` files).
-    At most once a day per version: otherwise one ``stat``.  Never raises (a cache
+    ``STALE_AFTER_DAYS``: other versions' directories (named ``kernels-`` + 16 hex
+    digits, by their ``last-used`` marker) and, from releases before version
+    directories, Numba's cache files of mlpfast's kernel modules and the
+    ``unrolled/`` folder of generated modules, by their modification time.
+    Nothing else: the root may be ``mlpfast/_kernels/__pycache__`` (Python's own
+    ``.pyc`` files) or a directory the user chose (``$MLPFAST_CACHE_DIR``);
+    symbolic links are left alone.  (Numba does not touch a cache file it loads, so
+    an older mlpfast still in use on a shared root recompiles once a month.)  At
+    most once a day per version, otherwise one ``stat``.  Never raises (a cache
     that cannot be tidied still works).  Returns what it removed."""
     now = time.time() if now is None else now
     removed = []
@@ -127,18 +152,21 @@ def prune_stale(root: Path, current: Path, now: float | None = None) -> list[Pat
         os.utime(marker, (now, now))
         for entry in root.iterdir():
             try:
-                if entry == current:
+                if entry == current or entry.is_symlink():
                     continue
-                if entry.is_dir() and entry.name.startswith(_VERSION_PREFIX):
-                    used = entry / _LAST_USED
-                    if _is_stale(used if used.exists() else entry, now):
-                        shutil.rmtree(entry, ignore_errors=True)
+                if entry.is_dir():
+                    if _VERSION_DIR.fullmatch(entry.name):
+                        used = entry / _LAST_USED
+                        stale = used.exists() and _older_than(used, STALE_AFTER_DAYS, now)
+                    elif entry.name == "unrolled":
+                        stale = _older_than(entry, STALE_AFTER_DAYS, now)
+                        stale = stale and _generated_modules_only(entry)
+                    else:
+                        continue
+                    if stale:
+                        shutil.rmtree(entry)
                         removed.append(entry)
-                elif entry.is_dir() and entry.name == "unrolled":
-                    if _is_stale(entry, now):
-                        shutil.rmtree(entry, ignore_errors=True)
-                        removed.append(entry)
-                elif entry.suffix in (".nbi", ".nbc") and _is_stale(entry, now):
+                elif _kernel_cache_file(entry.name) and _older_than(entry, STALE_AFTER_DAYS, now):
                     entry.unlink()
                     removed.append(entry)
             except OSError:  # removed by another process meanwhile, or not ours to remove
@@ -149,11 +177,11 @@ def prune_stale(root: Path, current: Path, now: float | None = None) -> list[Pat
 
 
 SOURCE_STAMP = _kernel_sources_hash()
-CACHE_ROOT: Path | None = _choose_cache_dir()
-# Each version of the kernel sources caches into its own directory: versions
-# sharing a root (two environments with one NUMBA_CACHE_DIR) never overwrite each
-# other's index files, and a version's files go away with its directory once unused.
-CACHE_DIR: Path | None = _version_dir(CACHE_ROOT, SOURCE_STAMP)
+# Each version of the kernel sources caches into its own directory under the root:
+# versions sharing a root (two environments with one NUMBA_CACHE_DIR) never
+# overwrite each other's index files, and a version's files go away with its
+# directory once unused.
+CACHE_ROOT, CACHE_DIR = _choose_cache_dir(SOURCE_STAMP)
 CACHE = CACHE_DIR is not None
 if CACHE:
     prune_stale(CACHE_ROOT, CACHE_DIR)

@@ -19,53 +19,95 @@ def aged(path: Path, days: float, now: float) -> Path:
     return path
 
 
+def version(root: Path, tag: str) -> Path:
+    return root / f"kernels-{tag * 16}"
+
+
 def test_prune_removes_only_stale_cache_entries(tmp_path):
     now = time.time()
     root = tmp_path
-    current = root / "kernels-current"
+    current = version(root, "c")
     current.mkdir()
-    old, recent, unmarked = (root / f"kernels-{n}" for n in ("old", "recent", "unmarked"))
-    for version in (old, recent, unmarked):
-        (version / "unrolled").mkdir(parents=True)
-        (version / "train.train_epochs-900.py311.nbi").write_bytes(b"x")
+    old, recent, unmarked = version(root, "0"), version(root, "1"), version(root, "2")
+    for directory in (old, recent, unmarked):
+        (directory / "unrolled").mkdir(parents=True)
+        (directory / "train.train_epochs-900.py311.nbi").write_bytes(b"x")
     (old / "last-used").touch()
     aged(old / "last-used", 40, now)
     (recent / "last-used").touch()
     aged(recent / "last-used", 5, now)
-    aged(unmarked, 31, now)  # a version directory without marker: its own mtime
-    legacy_old = root / "train.train_epochs-778.py311.1.nbc"  # flat, before versions
-    legacy_old.touch()
-    aged(legacy_old, 45, now)
-    legacy_new = root / "train.train_epochs-778.py311.nbi"
-    legacy_new.touch()
+    aged(unmarked, 300, now)  # no marker: not known to be ours, kept
+    # the flat files and unrolled/ folder of releases before version directories
+    legacy_old = root / "train.train_epochs-778.py311.1.nbc"
+    legacy_new = root / "losses.output_loss_and_delta-49.py311.nbi"
     legacy_unrolled = root / "unrolled"
-    legacy_unrolled.mkdir()
-    (legacy_unrolled / "mlpfast_unrolled_0123.py").write_text("")
+    (legacy_unrolled / "__pycache__").mkdir(parents=True)
+    for path in (
+        legacy_unrolled / "mlpfast_unrolled_0123.py",
+        legacy_unrolled / ".mlpfast_unrolled_0123.abc.tmp",
+        legacy_unrolled / "__pycache__" / "mlpfast_unrolled_0123.cpython-311.pyc",
+        legacy_old,
+        legacy_new,
+    ):
+        path.touch()
+    aged(legacy_old, 45, now)
     aged(legacy_unrolled, 60, now)
-    # Python's bytecode and anything else in the root are not the cache's to remove
-    pyc = root / "train.cpython-311.pyc"
-    pyc.touch()
-    aged(pyc, 400, now)
-    other = root / "something-else"
-    other.mkdir()
-    aged(other, 400, now)
+    # not mlpfast's: Python's bytecode, a user's things in a directory they chose
+    keep = [root / "train.cpython-311.pyc", root / "notes.nbc", root / "kernels-cuda"]
+    keep[0].touch()
+    keep[1].touch()
+    keep[2].mkdir()
+    theirs = root / "theirs" / "unrolled"
+    theirs.mkdir(parents=True)
+    (theirs / "README").touch()
+    link = version(root, "d")
+    link.symlink_to(old, target_is_directory=True)  # a link to a stale version: left alone
+    for path in [*keep, link]:
+        os.utime(path, (now - 400 * DAY, now - 400 * DAY), follow_symlinks=False)
 
     removed = _config.prune_stale(root, current, now=now)
 
-    assert set(removed) == {old, unmarked, legacy_old, legacy_unrolled}
-    assert not old.exists() and not unmarked.exists() and not legacy_old.exists()
-    assert recent.exists() and legacy_new.exists() and pyc.exists() and other.exists()
+    assert set(removed) == {old, legacy_old, legacy_unrolled}
+    assert not old.exists() and not legacy_old.exists() and not legacy_unrolled.exists()
+    for path in (recent, unmarked, legacy_new, *keep, theirs / "README", link):
+        assert os.path.lexists(path), path
     assert abs((current / "last-used").stat().st_mtime - now) < 1
+
+
+def test_prune_keeps_an_unrolled_folder_holding_anything_else(tmp_path):
+    now = time.time()
+    current = version(tmp_path, "c")
+    current.mkdir()
+    folder = tmp_path / "unrolled"
+    folder.mkdir()
+    (folder / "mlpfast_unrolled_0123.py").touch()
+    (folder / "README").touch()
+    aged(folder, 60, now)
+    assert _config.prune_stale(tmp_path, current, now=now) == []
+    assert (folder / "README").exists()
+
+
+def test_another_users_version_directory_moves_the_cache_on(tmp_path, monkeypatch):
+    """A shared root where this version's directory cannot be written (here a file
+    stands in its way): the next candidate root is used, caching stays on."""
+    shared, own = tmp_path / "shared", tmp_path / "own"
+    shared.mkdir()
+    (shared / f"kernels-{_config.SOURCE_STAMP[:16]}").write_text("not a directory")
+    monkeypatch.setattr(_config, "_cache_candidates", lambda: [shared, own])
+    root, directory = _config._choose_cache_dir(_config.SOURCE_STAMP)
+    assert root == own and directory == own / f"kernels-{_config.SOURCE_STAMP[:16]}"
+    assert directory.is_dir()
 
 
 def test_prune_runs_at_most_once_a_day(tmp_path):
     now = time.time()
-    current = tmp_path / "kernels-current"
+    current = version(tmp_path, "c")
     current.mkdir()
     assert _config.prune_stale(tmp_path, current, now=now) == []
-    stale = tmp_path / "kernels-stale"
+    stale = version(tmp_path, "0")
     stale.mkdir()
-    aged(stale, 100, now)
+    (stale / "last-used").touch()
+    aged(stale / "last-used", 100, now)
     # marked used an hour ago: no directory listing, nothing removed
     assert _config.prune_stale(tmp_path, current, now=now + 3600) == []
     assert stale.exists()
@@ -74,7 +116,7 @@ def test_prune_runs_at_most_once_a_day(tmp_path):
 
 def test_prune_survives_an_unreadable_root(tmp_path):
     missing = tmp_path / "gone"
-    assert _config.prune_stale(missing, missing / "kernels-x") == []
+    assert _config.prune_stale(missing, version(missing, "c")) == []
 
 
 def test_a_version_caches_in_its_own_directory(tmp_path):
