@@ -50,10 +50,11 @@ The activations and the log-loss are the general kernels' own scalar functions
 (``activate``, ``derivative``, ``_logistic``), called with constant codes, so
 for them the two paths compute the same formulas and only the order of the sums
 differs (``tests/test_unrolled.py`` checks both paths train the same model).
-The softmax is written out here: its normalizer's log is
-``vmath.log_at_least_one`` (libm's ``log`` is a library call, which would keep
-the loop scalar) and its probabilities are ``s_j / norm`` rather than the general
-path's ``exp(z_j - log norm)``: equal to a few ulp.  Poisson losses are not
+The softmax is written out here, with the general path's formulas
+(``losses._softmax_rows``): probabilities ``s_j / norm`` with ``s_j = exp(z_j -
+peak)``, and the loss ``sum(y) log(norm) - sum_j y_j (z_j - peak)``, the
+normalizer's log by ``vmath.log_at_least_one`` (libm's ``log`` is a library
+call, which would keep the loop scalar).  Poisson losses are not
 unrolled (they take the log of any positive target), nor are fits split across
 threads.
 """
@@ -371,10 +372,9 @@ def _softmax_lines(last, m, ind):
     lines += [f"{ind}peak = max(peak, {z[j]})" for j in range(1, m)]
     lines += [f"{ind}s{j} = exp({z[j]} - peak)" for j in range(m)]
     lines.append(f"{ind}norm = {' + '.join(f's{j}' for j in range(m))}")
-    lines.append(f"{ind}log_norm = peak + log_at_least_one(norm)")
     lines.append(f"{ind}mass = {' + '.join(f't{j}' for j in range(m))}")
-    terms = " + ".join(f"np.float64(t{j} * ({z[j]} - log_norm))" for j in range(m))
-    lines.append(f"{ind}row_loss = -({terms})")
+    terms = " + ".join(f"np.float64(t{j} * ({z[j]} - peak))" for j in range(m))
+    lines.append(f"{ind}row_loss = np.float64(mass * log_at_least_one(norm)) - ({terms})")
     lines.append(f"{ind}inverse = one / norm")
     lines += [f"{ind}d{last}_{j} = row_scale * (s{j} * inverse * mass - t{j})" for j in range(m)]
     return lines
