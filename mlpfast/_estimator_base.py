@@ -498,12 +498,15 @@ class BaseMLP(BaseEstimator):
         penalty = self.alpha / total_weight
         last = {"loss": np.nan}
 
+        # (validated and allocated once; each point is one forward and backward pass)
+        evaluate = net._loss_and_gradients(X, Y, sample_weight)
+
         # scikit-learn's objective: the data loss plus alpha ||W||^2 / (2 sum(w)).
         def loss_and_gradient(x):
             net.params[...] = x
             w = x[weights]
-            loss = net.loss(X, Y, sample_weight) + 0.5 * penalty * float(w @ w)
-            grad = net.gradients(X, Y, sample_weight).flat.astype(np.float64)
+            loss = evaluate() + 0.5 * penalty * float(w @ w)
+            grad = net._grads.astype(np.float64)
             grad[weights] += penalty * w
             last["loss"] = loss
             return loss, grad

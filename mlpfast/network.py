@@ -439,6 +439,17 @@ class Network:
         Returns the flat gradient buffer (same layout as ``params``) with per-layer
         views; :meth:`update` applies it.
         """
+        self._loss_and_gradients(X, y, sample_weight)()
+        flat = self._grads
+        return Gradients(flat, self._layout.weight_views(flat), self._layout.bias_views(flat))
+
+    def _loss_and_gradients(self, X, y, sample_weight=None):
+        """Validate (X, y) and allocate once; return ``evaluate()``, which computes
+        the gradient of the mean loss over (X, y) at the current parameters into the
+        flat gradient buffer and returns that loss (:meth:`loss`'s value, from the
+        same forward pass).  For optimizers that want both at many points (the
+        estimators' lbfgs): :meth:`loss` then :meth:`gradients` would run two forward
+        passes and validate and allocate twice a point."""
         X, Y, w = self._check_data(X, y, sample_weight)
         n = X.shape[0]
         threads = _threads.usable_threads(self._n_threads)
@@ -458,12 +469,15 @@ class Network:
             hyper={},
         )
         data = self._data(X, Y, w)
-        with _threads.kernel_threads(threads, parallel=blocks > 1):
-            (_train.gradient_pass_parallel if blocks > 1 else _train.gradient_pass)(
-                data, model, ws, config, coefs
-            )
-        flat = self._grads
-        return Gradients(flat, self._layout.weight_views(flat), self._layout.bias_views(flat))
+        kernel = _train.gradient_pass_parallel if blocks > 1 else _train.gradient_pass
+        loss_scale = coefs[_train.LOSS_SCALE]
+
+        def evaluate() -> float:
+            with _threads.kernel_threads(threads, parallel=blocks > 1):
+                total, weight = kernel(data, model, ws, config, coefs)
+            return float(loss_scale * total / weight)
+
+        return evaluate
 
     def update(self, lr) -> None:
         """One plain gradient-descent step with the last :meth:`gradients`: p -= lr g."""

@@ -684,15 +684,18 @@ def test_ctrl_c_while_a_kernel_runs_stops_the_fit(iris, monkeypatch, n_iter_no_c
 def test_ctrl_c_during_lbfgs(iris, monkeypatch):
     X, y = iris
     calls = []
-    original = mlpfast.Network.gradients
 
-    def gradients(self, *args):
-        calls.append(1)
-        if len(calls) == 8:
-            raise KeyboardInterrupt
-        return original(self, *args)
+    def interrupting(kernel):
+        def gradient_pass(*args):  # the 8th loss-and-gradient evaluation is interrupted
+            calls.append(1)
+            if len(calls) == 8:
+                raise KeyboardInterrupt
+            return kernel(*args)
 
-    monkeypatch.setattr(mlpfast.Network, "gradients", gradients)
+        return gradient_pass
+
+    for name in ("gradient_pass", "gradient_pass_parallel"):
+        monkeypatch.setattr(train_kernels, name, interrupting(getattr(train_kernels, name)))
     with pytest.warns(UserWarning, match="interrupted by the user"):
         clf = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0).fit(X, y)
     assert 0 < clf.n_iter_ < 8 and clf.loss_ == clf.loss_curve_[-1]

@@ -412,3 +412,25 @@ def test_softmax_loss_and_delta_kernel_match_numpy(dtype, weighted, rng):
             SOFTMAX_CE, SOFTMAX, scale, delta, 0,
         )  # fmt: skip
         assert np.isnan(nan_total)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_loss_and_gradients_evaluator_is_loss_and_gradients(weighted, n_threads, rng, monkeypatch):
+    """The estimators' lbfgs evaluates the loss and the gradient in one pass, with
+    the data validated once: at every point it must give what loss() and
+    gradients() give there, also after the parameters change between calls."""
+    for name in ("CREW_STEP_SECONDS", "CROSSING_SECONDS_PER_VALUE", "STREAMED_SECONDS_PER_VALUE"):
+        monkeypatch.setattr(mlpfast.network, name, 0.0)  # split whenever two blocks fit
+    net = make(WIDE, "tanh", "softmax", "categorical_crossentropy", seed=3)
+    net.n_threads = n_threads
+    X = rng.standard_normal((90, WIDE[0]))
+    Y = targets("categorical_crossentropy", 90, WIDE[-1], rng)
+    w = rng.random(90) + 0.1 if weighted else None
+    evaluate = net._loss_and_gradients(X, Y, w)
+    for _ in range(3):
+        loss = evaluate()
+        got = net._grads.copy()
+        assert loss == pytest.approx(net.loss(X, Y, w), rel=1e-12)
+        np.testing.assert_allclose(got, net.gradients(X, Y, w).flat, rtol=1e-12, atol=1e-15)
+        net.params += 0.05 * rng.standard_normal(net.params.shape)
