@@ -111,6 +111,25 @@ class _FitPlan:
         self.coefs[_opt.LR] = lr
 
 
+class _LossAndGradients:
+    """``Network._loss_and_gradients``: ``evaluate()`` runs the gradient kernel on
+    the prepared data and returns the mean loss; ``threads()`` is the kernels'
+    thread context, for a caller to hold across many evaluations."""
+
+    def __init__(self, kernel, args, threads, parallel):
+        self._kernel, self._args = kernel, args
+        self._threads, self._parallel = threads, parallel
+        self._loss_scale = float(args[-1][_train.LOSS_SCALE])
+
+    def threads(self):
+        return _threads.kernel_threads(self._threads, parallel=self._parallel)
+
+    def __call__(self) -> float:
+        with self.threads():
+            total, weight = self._kernel(*self._args)
+        return self._loss_scale * total / weight
+
+
 class DivergenceError(FloatingPointError):
     """Training produced a NaN or infinite loss or parameter."""
 
@@ -443,9 +462,9 @@ class Network:
         flat = self._grads
         return Gradients(flat, self._layout.weight_views(flat), self._layout.bias_views(flat))
 
-    def _loss_and_gradients(self, X, y, sample_weight=None):
-        """Validate (X, y) and allocate once; return ``evaluate()``, which computes
-        the gradient of the mean loss over (X, y) at the current parameters into the
+    def _loss_and_gradients(self, X, y, sample_weight=None) -> _LossAndGradients:
+        """Validate (X, y) and allocate once; return a callable that computes the
+        gradient of the mean loss over (X, y) at the current parameters into the
         flat gradient buffer and returns that loss (:meth:`loss`'s value, from the
         same forward pass).  For optimizers that want both at many points (the
         estimators' lbfgs): :meth:`loss` then :meth:`gradients` would run two forward
@@ -468,16 +487,12 @@ class Network:
             use_weights=w is not None,
             hyper={},
         )
-        data = self._data(X, Y, w)
-        kernel = _train.gradient_pass_parallel if blocks > 1 else _train.gradient_pass
-        loss_scale = coefs[_train.LOSS_SCALE]
-
-        def evaluate() -> float:
-            with _threads.kernel_threads(threads, parallel=blocks > 1):
-                total, weight = kernel(data, model, ws, config, coefs)
-            return float(loss_scale * total / weight)
-
-        return evaluate
+        return _LossAndGradients(
+            _train.gradient_pass_parallel if blocks > 1 else _train.gradient_pass,
+            (self._data(X, Y, w), model, ws, config, coefs),
+            threads,
+            blocks > 1,
+        )
 
     def update(self, lr) -> None:
         """One plain gradient-descent step with the last :meth:`gradients`: p -= lr g."""

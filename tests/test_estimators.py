@@ -23,6 +23,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
+from threadpoolctl import threadpool_limits
 
 import mlpfast
 import mlpfast._estimator_base as base
@@ -349,6 +350,37 @@ def test_lbfgs_minimises_the_penalised_loss(iris):
     assert clf.loss_curve_[-1] == pytest.approx(clf.loss_)
     assert len(clf.loss_curve_) == clf.n_iter_
     assert np.all(np.diff(clf.loss_curve_) <= 1e-12)  # L-BFGS never goes uphill
+
+
+def test_lbfgs_runs_with_single_threaded_blas_and_restores_it(iris, monkeypatch):
+    """L-BFGS-B's own BLAS calls run between the kernel calls: with BLAS's threads
+    beside Numba's they contended for the cores (a digits fit 400 ms against 90), so
+    the cap holds for the whole run, and is lifted afterwards."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    seen = []
+    minimize = base.scipy.optimize.minimize
+
+    def watched(fun, x0, **kwargs):
+        def fun_watched(x):
+            seen.append(blas_threads())
+            return fun(x)
+
+        seen.append(blas_threads())
+        return minimize(fun_watched, x0, **kwargs)
+
+    monkeypatch.setattr(base.scipy.optimize, "minimize", watched)
+    X, y = iris
+    quiet(MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=20, n_threads=2), X, y)
+    after = blas_threads()
+    assert len(seen) > 5 and all(threads and set(threads) == {1} for threads in seen)
+    with threadpool_limits(2, user_api="blas"):
+        quiet(MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=5), X, y)
+        assert set(blas_threads()) == {2}
+    assert blas_threads() == after
 
 
 # ------------------------------------------------------------------ early stopping
