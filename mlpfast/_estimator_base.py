@@ -335,6 +335,10 @@ class BaseMLP(BaseEstimator):
         validation = None
         if self.early_stopping:
             (X, Y, y, sample_weight), validation = self._split_validation(X, Y, y, sample_weight)
+            X_val, Y_val, y_val, sw_val = validation
+            # checked once here; each epoch's scoring runs on them unchecked
+            X_val, Y_val, sw_val = net._check_data(X_val, Y_val, sw_val)
+            validation = (X_val, Y_val, y_val, sw_val)
         n_samples = X.shape[0]
         batch = self._batch_size(n_samples)
         if not incremental or not hasattr(self, "_learning_rate"):
@@ -450,11 +454,12 @@ class BaseMLP(BaseEstimator):
 
     def _score_validation(self, X_val, Y_val, y_val, sw_val):
         net = self._net
-        score = self._validation_score(y_val, net.predict(X_val), sw_val)
-        self.validation_scores_.append(score)
         # The data loss of the held-out rows (no L2 term: it describes the weights,
-        # not the data).
-        self.validation_loss_curve_.append(net.loss(X_val, Y_val, sw_val))
+        # not the data), from the pass that predicts them.
+        outputs, loss = net._outputs_and_loss(X_val, Y_val, sw_val)
+        score = self._validation_score(y_val, outputs, sw_val)
+        self.validation_scores_.append(score)
+        self.validation_loss_curve_.append(loss)
         if self._prints_lines():
             print(f"Validation score: {score:f}")
         if score < self.best_validation_score_ + self.tol:

@@ -155,6 +155,7 @@ def warmup(dtype: str = "both") -> int:
             net.gradients(X, y)
             net.loss(X, y)
             net.predict(X)
+            net._outputs_and_loss(*net._check_data(X, y, None))  # early stopping's scoring
         # A small network's fit: the unrolled epoch loop, and the tutorial's kernel.
         tiny = Network([2, 4, 3, 1], ["relu", "relu", "sigmoid"], "binary_crossentropy", dtype=dt)
         tiny.fit(X[:, :2], y, epochs=1, batch_size=64, lr=0.1)

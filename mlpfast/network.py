@@ -12,7 +12,13 @@ from . import _threads
 from ._kernels import optimizers as _opt
 from ._kernels import train as _train
 from ._kernels import unrolled as _unrolled
-from ._kernels.activations import ACTIVATIONS, CANONICAL_NAMES, HIDDEN_ACTIVATIONS, SOFTMAX
+from ._kernels.activations import (
+    ACTIVATIONS,
+    CANONICAL_NAMES,
+    HIDDEN_ACTIVATIONS,
+    SOFTMAX,
+    output_activation_rows,
+)
 from ._kernels.activations import EXP as _EXP
 from ._kernels.dense import narrow
 from ._kernels.losses import KIND_ACTIVATION, LOSSES, output_loss_and_delta
@@ -337,7 +343,19 @@ class Network:
     def loss(self, X, y, sample_weight=None) -> float:
         """The mean loss over (X, y), in this network's loss convention."""
         X, Y, w = self._check_data(X, y, sample_weight)
-        logits = self._forward(X, False)
+        return self._loss_of_logits(self._forward(X, False), Y, w)
+
+    def _outputs_and_loss(self, X, Y, w) -> tuple[np.ndarray, float]:
+        """(:meth:`forward`, :meth:`loss`) of data :meth:`_check_data` has already
+        checked, from one forward pass (the estimators' validation set, every
+        epoch: twice the forward pass and the checks otherwise)."""
+        outputs = self._forward(X, False)
+        loss = self._loss_of_logits(outputs, Y, w)
+        n, m = outputs.shape
+        output_activation_rows(outputs.reshape(-1), 0, 0, n, m, self._layout.codes[-1])
+        return outputs, loss
+
+    def _loss_of_logits(self, logits, Y, w) -> float:
         use_w = w is not None
         weights = w if use_w else np.empty(0, self.dtype)
         scratch = np.empty(logits.size, dtype=self.dtype)
@@ -350,7 +368,7 @@ class Network:
             0,
             use_w,
             0,
-            X.shape[0],
+            logits.shape[0],
             self.n_outputs,
             self._spec.kind,
             self._layout.codes[-1],
@@ -359,7 +377,7 @@ class Network:
             0,
         )
         loss_scale, _ = self._spec.scales(self.n_outputs)
-        return loss_scale * total / (float(w.sum()) if use_w else X.shape[0])
+        return loss_scale * total / (float(w.sum()) if use_w else logits.shape[0])
 
     # ------------------------------------------------------------------ training
     def _check_data(self, X, y, sample_weight):

@@ -434,3 +434,16 @@ def test_loss_and_gradients_evaluator_is_loss_and_gradients(weighted, n_threads,
         assert loss == pytest.approx(net.loss(X, Y, w), rel=1e-12)
         np.testing.assert_allclose(got, net.gradients(X, Y, w).flat, rtol=1e-12, atol=1e-15)
         net.params += 0.05 * rng.standard_normal(net.params.shape)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("out,loss", OUTPUTS)
+def test_outputs_and_loss_is_forward_and_loss(out, loss, dtype, rng):
+    """The estimators score each epoch's validation set with one forward pass."""
+    net = make(WIDE, "relu", out, loss, dtype, seed=4)
+    X = rng.standard_normal((70, WIDE[0]))
+    Y = targets(loss, 70, WIDE[-1], rng)
+    for w in (None, rng.random(70) + 0.1):
+        outputs, value = net._outputs_and_loss(*net._check_data(X, Y, w))
+        np.testing.assert_array_equal(outputs, net.forward(X))
+        assert value == net.loss(X, Y, w)
