@@ -336,6 +336,13 @@ class BaseMLP(BaseEstimator):
         if self.early_stopping:
             (X, Y, y, sample_weight), validation = self._split_validation(X, Y, y, sample_weight)
             X_val, Y_val, y_val, sw_val = validation
+            if sw_val is not None and not sw_val.sum() > 0:
+                raise ValueError(
+                    f"the sample weights of the rows held out for early stopping "
+                    f"(validation_fraction={self.validation_fraction}) sum to zero: "
+                    f"give more rows a positive weight, or change validation_fraction "
+                    f"or random_state"
+                )
             # checked once here; each epoch's scoring runs on them unchecked
             X_val, Y_val, sw_val = net._check_data(X_val, Y_val, sw_val)
             validation = (X_val, Y_val, y_val, sw_val)

@@ -373,6 +373,22 @@ def test_decode_and_validation_accuracy_are_scikit_learns(labels, rng):
         )
 
 
+def test_early_stopping_names_a_weightless_validation_split(iris):
+    """One weighted row: where the split leaves it in the training part, the
+    held-out rows weigh nothing, and the error says so (not "sample_weight sums to
+    zero", which the user's weights do not)."""
+    X, y = iris
+    weights = np.zeros(len(y))
+    weights[0] = 1.0
+    messages = []
+    for seed in range(8):
+        clf = MLPClassifier(early_stopping=True, validation_fraction=0.3, random_state=seed)
+        with pytest.raises(ValueError) as error:
+            clf.fit(X, y, sample_weight=weights)
+        messages.append(str(error.value))
+    assert any("held out for early stopping" in m for m in messages)
+
+
 def test_lbfgs_runs_with_single_threaded_blas_and_restores_it(iris, monkeypatch):
     """L-BFGS-B's own BLAS calls run between the kernel calls: with BLAS's threads
     beside Numba's they contended for the cores (a digits fit 400 ms against 90), so
